@@ -1,1 +1,27 @@
-//! core
+//! ksalloc-core: every decision the ksalloc driver makes, with no FFI.
+//!
+//! The core is generic over [`Platform`], the few kernel services it needs (nonpaged
+//! memory, a spin lock, a notification event, IRP completion and cancel hooks, the
+//! current IRQL). The Windows driver implements it over wdk-sys; `ksalloc-model`
+//! implements it as a strict host model for tests, benchmarks and the simulator.
+//!
+//! There is no `unsafe` here: frames are addresses the core computes and hands out but
+//! never dereferences, and the lock-free free list works on indices into an array of
+//! atomics.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod allocator;
+pub mod framing;
+pub mod free_list;
+pub mod pending;
+pub mod platform;
+pub mod rundown;
+pub mod stats;
+mod sync;
+
+pub use allocator::{AllocOutcome, Allocator, Snapshot};
+pub use framing::{Framing, FramingError};
+pub use platform::{Irql, OutOfMemory, Platform, RequestHandle, SpinLock};

@@ -1,0 +1,551 @@
+//! The allocator engine: one KS allocator object's frames, free list, pending ALLOC
+//! requests, free-frame notification and rundown.
+//!
+//! Entry points and their IRQL:
+//!
+//! | entry point | what it serves | IRQL |
+//! |---|---|---|
+//! | [`Allocator::create`] | IRP_MJ_CREATE with a framing | PASSIVE |
+//! | [`Allocator::table_allocate`] | `AllocateFrame` of the function table | <= DISPATCH |
+//! | [`Allocator::free`] | `FreeFrame` of the table, and the FREE method | <= DISPATCH |
+//! | [`Allocator::method_alloc`] | the ALLOC method | <= DISPATCH |
+//! | [`Allocator::cancel`] | the cancel routine of a pended ALLOC | <= DISPATCH |
+//! | [`Allocator::acquire_function_table`] | FUNCTIONTABLE Get | PASSIVE |
+//! | [`Allocator::enable_free_frame_event`] and disable | FREEFRAME events | PASSIVE |
+//! | [`Allocator::close`] | IRP_MJ_CLOSE / CLEANUP | PASSIVE |
+//!
+//! ## Pending requests get the first claim on returned frames
+//! A returned frame goes to the oldest pending ALLOC if there is one, else onto the free
+//! list; the function table fails fast while requests are pending. The race between
+//! "ALLOC found the list empty and queues" and "free pushes a frame" is closed with a
+//! store-then-load handshake on both sides, all `SeqCst`:
+//! ALLOC stores `pending_len` then pops; free pushes then loads `pending_len`. In the
+//! single total order of SeqCst operations one of the two sees the other, so either the
+//! ALLOC pops the frame or the free services the queue: a request never waits while a
+//! frame sits on the list.
+//!
+//! ## Locks
+//! `shared` (queue and client events) may be held while taking `memory`; never the
+//! reverse. No pool call, wait or IRP completion happens with either held.
+
+use alloc::vec::Vec;
+
+use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
+use ks_abi::NtStatus;
+
+use crate::framing::Framing;
+use crate::free_list::FreeList;
+use crate::pending::{PendingQueue, MAX_PENDING};
+use crate::platform::{Irql, Platform, SpinLock};
+use crate::rundown::{Released, Rundown};
+use crate::stats::{Counter, Counters, Stats};
+use crate::sync::{AtomicBool, AtomicU32, Ordering};
+
+/// Most FREEFRAME events enabled at once on one allocator.
+pub const MAX_CLIENT_EVENTS: usize = 16;
+
+/// What an ALLOC request came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocOutcome {
+    /// A frame was free: complete the request now with this address.
+    Ready(usize),
+    /// Queued. It will be completed through [`Platform::complete_alloc`] (perhaps
+    /// before this call returns): the caller must have marked it pending and must not
+    /// touch it again.
+    Pended,
+    /// Refused: complete the request now with this status.
+    Failed(NtStatus),
+}
+
+/// A consistent-at-rest picture of an allocator, for STATUS, tests and the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Frames the allocator owns.
+    pub total: u32,
+    /// Frames on the free list (counted from the per-frame ownership words).
+    pub free: u32,
+    /// Frames out with clients (from the rundown count).
+    pub outstanding: u32,
+    /// ALLOC requests queued.
+    pub pending: u32,
+    /// Whether close has run.
+    pub closed: bool,
+    /// Whether the frame memory has gone back to the pool.
+    pub memory_released: bool,
+    /// Event counters.
+    pub counters: Counters,
+}
+
+impl Snapshot {
+    /// The conservation law: every frame is free or out, none twice. Only meaningful
+    /// when no operation is in flight.
+    #[must_use]
+    pub const fn conserved(&self) -> bool {
+        self.memory_released || self.free as u64 + self.outstanding as u64 == self.total as u64
+    }
+}
+
+struct Shared<P: Platform> {
+    queue: PendingQueue<P::Request>,
+    events: Vec<P::ClientEvent>,
+}
+
+/// One KS allocator object.
+///
+/// Invariants: frame `i` starts at `base + i * stride`; a frame is on the free list, or
+/// out with exactly one owner (a client, or a pending request being completed); the
+/// rundown count equals the frames out; frame memory is released once, when the
+/// allocator is closed and no frame is out.
+///
+/// The owner (the file object's context on Windows) must keep the allocator alive until
+/// [`Allocator::is_drained`]: clients may still return frames after close.
+pub struct Allocator<P: Platform> {
+    platform: P,
+    framing: Framing,
+    base: usize,
+    list: FreeList,
+    rundown: Rundown,
+    /// Mirror of `shared.queue.len()`, stored under the lock, read without it.
+    pending_len: AtomicU32,
+    /// Set once FUNCTIONTABLE has been handed out: frees then signal `internal_event`.
+    table_armed: AtomicBool,
+    /// Number of enabled FREEFRAME events, read without the lock on every free.
+    client_events: AtomicU32,
+    internal_event: P::Event,
+    shared: P::Lock<Shared<P>>,
+    memory: P::Lock<Option<P::Memory>>,
+    stats: Stats,
+}
+
+impl<P: Platform> Allocator<P> {
+    /// Creates an allocator for `raw`: validates it, then preallocates every frame.
+    ///
+    /// # Errors
+    /// The framing's documented status (see [`crate::framing`]), or
+    /// `STATUS_INSUFFICIENT_RESOURCES` if any allocation fails; nothing is left
+    /// allocated then.
+    pub fn create(platform: P, raw: &KsAllocatorFraming) -> Result<Self, NtStatus> {
+        platform.check_irql(Irql::Passive);
+        let framing = Framing::validate(raw).map_err(crate::framing::FramingError::status)?;
+        let list = FreeList::new(framing.frames())?;
+        let queue = PendingQueue::new(MAX_PENDING)?;
+        let mut events = Vec::new();
+        events
+            .try_reserve_exact(MAX_CLIENT_EVENTS)
+            .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+        // Last, so no failure after it has anything to give back.
+        let memory = platform
+            .alloc_nonpaged(framing.total_bytes(), framing.align())
+            .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+        let base = crate::platform::FrameMemory::base(&memory);
+        debug_assert_eq!(
+            base % framing.align(),
+            0,
+            "platform returned misaligned memory"
+        );
+        Ok(Self {
+            internal_event: platform.new_event(),
+            shared: platform.new_lock(Shared { queue, events }),
+            memory: platform.new_lock(Some(memory)),
+            platform,
+            framing,
+            base,
+            list,
+            rundown: Rundown::new(),
+            pending_len: AtomicU32::new(0),
+            table_armed: AtomicBool::new(false),
+            client_events: AtomicU32::new(0),
+            stats: Stats::default(),
+        })
+    }
+
+    /// The validated framing.
+    #[must_use]
+    pub const fn framing(&self) -> &Framing {
+        &self.framing
+    }
+
+    /// The platform this allocator runs on.
+    #[must_use]
+    pub const fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// Address of frame `index`.
+    const fn address(&self, index: u32) -> usize {
+        self.base + index as usize * self.framing.stride()
+    }
+
+    /// Index of the frame starting at `address`, if it is one of ours.
+    fn index_of(&self, address: usize) -> Option<u32> {
+        let offset = address.checked_sub(self.base)?;
+        if offset % self.framing.stride() != 0 {
+            return None;
+        }
+        u32::try_from(offset / self.framing.stride())
+            .ok()
+            .filter(|&i| i < self.framing.frames())
+    }
+
+    /// `AllocateFrame` of the function table: a free frame now, or an error now.
+    ///
+    /// # Errors
+    /// `STATUS_INSUFFICIENT_RESOURCES` when no frame is free (or ALLOC requests are
+    /// waiting for the next one); `STATUS_INVALID_DEVICE_STATE` after close.
+    pub fn table_allocate(&self) -> Result<usize, NtStatus> {
+        self.platform.check_irql(Irql::Dispatch);
+        let Some(out) = self.rundown.try_acquire() else {
+            return Err(NtStatus::INVALID_DEVICE_STATE);
+        };
+        // SeqCst: part of the pending handshake (module docs).
+        let popped = if self.pending_len.load(Ordering::SeqCst) == 0 {
+            self.list.pop()
+        } else {
+            None
+        };
+        if let Some(index) = popped {
+            self.stats.bump(Counter::Allocation);
+            self.stats.saw_outstanding(out);
+            Ok(self.address(index))
+        } else {
+            self.release_reference();
+            self.stats.bump(Counter::FailedAllocation);
+            Err(NtStatus::INSUFFICIENT_RESOURCES)
+        }
+    }
+
+    /// Returns a frame (`FreeFrame` of the table, or the FREE method): to the oldest
+    /// pending ALLOC if any, else to the free list; then signals the free-frame
+    /// notification. Valid after close: frames still out come home that way.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` when `address` is not the start of a frame of this
+    /// allocator, or that frame is not out (a double free). Nothing changes then, apart
+    /// from the rejected-free counter.
+    pub fn free(&self, address: usize) -> Result<(), NtStatus> {
+        self.platform.check_irql(Irql::Dispatch);
+        let claimed = self
+            .index_of(address)
+            .ok_or(())
+            .and_then(|index| self.list.claim(index).map(|()| index).map_err(|_| ()));
+        let Ok(index) = claimed else {
+            self.stats.bump(Counter::RejectedFree);
+            return Err(NtStatus::INVALID_PARAMETER);
+        };
+        self.stats.bump(Counter::Free);
+        // SeqCst: the free side of the pending handshake.
+        if self.pending_len.load(Ordering::SeqCst) != 0 {
+            if let Some(request) = self.shared.with(|shared| self.take_oldest(shared)) {
+                // Straight to the waiter: the frame stays out, the count unchanged.
+                self.list.unclaim(index);
+                self.stats.bump(Counter::Allocation);
+                self.platform.complete_alloc(request, Ok(address));
+                self.notify();
+                return Ok(());
+            }
+        }
+        self.list.push(index);
+        self.release_reference();
+        // SeqCst: after our push, the load that closes the handshake.
+        if self.pending_len.load(Ordering::SeqCst) != 0 {
+            self.service_pending();
+        }
+        self.notify();
+        Ok(())
+    }
+
+    /// The ALLOC method. The caller has marked `request` pending (see
+    /// [`AllocOutcome::Pended`]).
+    pub fn method_alloc(&self, request: &P::Request) -> AllocOutcome {
+        self.platform.check_irql(Irql::Dispatch);
+        let Some(out) = self.rundown.try_acquire() else {
+            return AllocOutcome::Failed(NtStatus::INVALID_DEVICE_STATE);
+        };
+        if self.pending_len.load(Ordering::SeqCst) == 0 {
+            if let Some(index) = self.list.pop() {
+                self.stats.bump(Counter::Allocation);
+                self.stats.saw_outstanding(out);
+                return AllocOutcome::Ready(self.address(index));
+            }
+        }
+        self.release_reference();
+        let queued = self.shared.with(|shared| {
+            if self.rundown.is_closed() {
+                return Err(NtStatus::INVALID_DEVICE_STATE);
+            }
+            if shared.queue.len() == MAX_PENDING {
+                return Err(NtStatus::INSUFFICIENT_RESOURCES);
+            }
+            if !self.platform.arm_cancel(request) {
+                return Err(NtStatus::CANCELLED);
+            }
+            let pushed = shared.queue.push_back(request.clone());
+            debug_assert!(pushed.is_ok(), "capacity was checked above");
+            // SeqCst: the ALLOC side of the handshake; the pop in service_pending follows.
+            self.pending_len
+                .store(Self::queue_len(shared), Ordering::SeqCst);
+            Ok(())
+        });
+        if let Err(status) = queued {
+            return AllocOutcome::Failed(status);
+        }
+        self.stats.bump(Counter::Pend);
+        self.service_pending();
+        AllocOutcome::Pended
+    }
+
+    /// The cancel routine of a pended ALLOC: removes the request with `key` and
+    /// completes it with `STATUS_CANCELLED`. Returns whether it was still queued.
+    pub fn cancel(&self, key: usize) -> bool {
+        self.platform.check_irql(Irql::Dispatch);
+        let removed = self.shared.with(|shared| {
+            let removed = shared.queue.remove_key(key);
+            self.pending_len
+                .store(Self::queue_len(shared), Ordering::SeqCst);
+            removed
+        });
+        removed.is_some_and(|request| {
+            self.stats.bump(Counter::Cancel);
+            self.platform
+                .complete_alloc(request, Err(NtStatus::CANCELLED));
+            true
+        })
+    }
+
+    /// FUNCTIONTABLE Get: arms the internal free-frame event (the KS docs: acquiring
+    /// the table creates the notification that services waiters).
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_DEVICE_STATE` after close.
+    pub fn acquire_function_table(&self) -> Result<(), NtStatus> {
+        self.platform.check_irql(Irql::Passive);
+        if self.rundown.is_closed() {
+            return Err(NtStatus::INVALID_DEVICE_STATE);
+        }
+        // Release: pairs with the Acquire in `notify`, which then sees a ready event.
+        self.table_armed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The internal free-frame event, signalled on every free once the table is armed.
+    #[must_use]
+    pub const fn internal_event(&self) -> &P::Event {
+        &self.internal_event
+    }
+
+    /// Enables KSEVENT_STREAMALLOCATOR_FREEFRAME for `event`.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_DEVICE_STATE` after close, `STATUS_INVALID_PARAMETER` if this
+    /// event is enabled already, `STATUS_INSUFFICIENT_RESOURCES` past
+    /// [`MAX_CLIENT_EVENTS`].
+    pub fn enable_free_frame_event(&self, event: P::ClientEvent) -> Result<(), NtStatus> {
+        self.platform.check_irql(Irql::Passive);
+        let key = self.platform.client_event_key(&event);
+        self.shared.with(|shared| {
+            if self.rundown.is_closed() {
+                return Err(NtStatus::INVALID_DEVICE_STATE);
+            }
+            if shared
+                .events
+                .iter()
+                .any(|e| self.platform.client_event_key(e) == key)
+            {
+                return Err(NtStatus::INVALID_PARAMETER);
+            }
+            if shared.events.len() == MAX_CLIENT_EVENTS {
+                return Err(NtStatus::INSUFFICIENT_RESOURCES);
+            }
+            shared.events.push(event);
+            self.store_event_count(shared);
+            Ok(())
+        })
+    }
+
+    /// Disables a FREEFRAME event enabled with this key.
+    ///
+    /// # Errors
+    /// `STATUS_NOT_FOUND` if no such event is enabled.
+    pub fn disable_free_frame_event(&self, key: usize) -> Result<(), NtStatus> {
+        self.platform.check_irql(Irql::Passive);
+        let removed = self.shared.with(|shared| {
+            let at = shared
+                .events
+                .iter()
+                .position(|e| self.platform.client_event_key(e) == key)?;
+            let event = shared.events.swap_remove(at);
+            self.store_event_count(shared);
+            Some(event)
+        });
+        removed.map(drop).ok_or(NtStatus::NOT_FOUND)
+    }
+
+    /// Closes the allocator: later allocations fail, pending ALLOCs complete with
+    /// `STATUS_CANCELLED`, events are disabled, and the frame memory goes back to the
+    /// pool now if no frame is out, else when the last one returns. Returns the number
+    /// of requests cancelled. A second close does nothing.
+    pub fn close(&self) -> usize {
+        self.platform.check_irql(Irql::Passive);
+        let Some(at_close) = self.rundown.close() else {
+            return 0;
+        };
+        self.table_armed.store(false, Ordering::Release);
+        let events = self.shared.with(|shared| {
+            let events = core::mem::take(&mut shared.events);
+            self.store_event_count(shared);
+            events
+        });
+        // Dropping the client events releases their references outside the lock.
+        drop(events);
+        let mut cancelled = 0;
+        while let Some(request) = self.shared.with(|shared| self.take_oldest_any(shared)) {
+            self.stats.bump(Counter::Cancel);
+            self.platform
+                .complete_alloc(request, Err(NtStatus::CANCELLED));
+            cancelled += 1;
+        }
+        if at_close == Released::Drained {
+            self.release_memory();
+        }
+        cancelled
+    }
+
+    /// Whether the allocator is closed and every frame has come back (the owner may
+    /// then drop it).
+    #[must_use]
+    pub fn is_drained(&self) -> bool {
+        self.rundown.is_closed() && self.rundown.outstanding() == 0
+    }
+
+    /// KSPROPERTY_STREAMALLOCATOR_STATUS.
+    #[must_use]
+    pub fn status(&self) -> KsStreamAllocatorStatus {
+        KsStreamAllocatorStatus {
+            framing: *self.framing.raw(),
+            allocated_frames: self.rundown.outstanding(),
+            reserved: 0,
+        }
+    }
+
+    /// Event counters.
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        self.stats.read()
+    }
+
+    /// A picture of the allocator (O(frames); for tests and diagnostics).
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let total = self.framing.frames();
+        #[allow(clippy::cast_possible_truncation)] // At most `total`.
+        let free = (0..total).filter(|&i| !self.list.is_out(i)).count() as u32;
+        Snapshot {
+            total,
+            free,
+            outstanding: self.rundown.outstanding(),
+            pending: self.pending_len.load(Ordering::SeqCst),
+            closed: self.rundown.is_closed(),
+            memory_released: self.memory.with(|m| m.is_none()),
+            counters: self.stats.read(),
+        }
+    }
+
+    #[allow(clippy::cast_possible_truncation)] // At most MAX_PENDING.
+    const fn queue_len(shared: &Shared<P>) -> u32 {
+        shared.queue.len() as u32
+    }
+
+    fn store_event_count(&self, shared: &Shared<P>) {
+        #[allow(clippy::cast_possible_truncation)] // At most MAX_CLIENT_EVENTS.
+        let count = shared.events.len() as u32;
+        // Release: pairs with the Acquire in `notify`.
+        self.client_events.store(count, Ordering::Release);
+    }
+
+    /// Takes the oldest request whose cancel routine we could take back, if open.
+    fn take_oldest(&self, shared: &mut Shared<P>) -> Option<P::Request> {
+        if self.rundown.is_closed() {
+            return None;
+        }
+        self.take_oldest_any(shared)
+    }
+
+    fn take_oldest_any(&self, shared: &mut Shared<P>) -> Option<P::Request> {
+        let request = shared.queue.take_first(|r| self.platform.disarm_cancel(r));
+        self.pending_len
+            .store(Self::queue_len(shared), Ordering::SeqCst);
+        request
+    }
+
+    /// Hands free frames to pending requests, oldest first, until one side runs out.
+    fn service_pending(&self) {
+        loop {
+            let handed = self.shared.with(|shared| {
+                if shared.queue.is_empty() {
+                    return None;
+                }
+                let out = self.rundown.try_acquire()?;
+                let Some(index) = self.list.pop() else {
+                    self.release_reference();
+                    return None;
+                };
+                if let Some(request) = self.take_oldest_any(shared) {
+                    return Some((request, index, out));
+                }
+                // Every queued request is being cancelled: put the frame back.
+                let claimed = self.list.claim(index);
+                debug_assert!(claimed.is_ok(), "a frame we popped is ours to return");
+                self.list.push(index);
+                self.release_reference();
+                None
+            });
+            let Some((request, index, out)) = handed else {
+                return;
+            };
+            self.stats.bump(Counter::Allocation);
+            self.stats.saw_outstanding(out);
+            self.platform
+                .complete_alloc(request, Ok(self.address(index)));
+        }
+    }
+
+    /// Drops one frame reference, releasing the memory if that drained a closed allocator.
+    fn release_reference(&self) {
+        if self.rundown.release() == Released::Drained {
+            self.release_memory();
+        }
+    }
+
+    fn release_memory(&self) {
+        if let Some(memory) = self.memory.with(Option::take) {
+            self.platform.free_nonpaged(memory);
+        }
+    }
+
+    /// Signals the free-frame notification to whoever asked for it.
+    fn notify(&self) {
+        // Acquire: pairs with the Release stores that arm these.
+        if self.table_armed.load(Ordering::Acquire) {
+            self.platform.set_event(&self.internal_event);
+        }
+        if self.client_events.load(Ordering::Acquire) != 0 {
+            self.shared.with(|shared| {
+                for event in &shared.events {
+                    self.platform.signal_client(event);
+                }
+            });
+        }
+    }
+}
+
+impl<P: Platform> Drop for Allocator<P> {
+    fn drop(&mut self) {
+        if self.rundown.outstanding() == 0 {
+            self.release_memory();
+        } else if let Some(memory) = self.memory.with(Option::take) {
+            // Frames are still out: the owner broke the rundown contract. Leaking the
+            // block is the only choice that cannot turn into a use-after-free.
+            core::mem::forget(memory);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The lock-free free list: a Treiber stack of frame indices with an ABA tag, plus the
+//! per-frame ownership word that makes double and foreign frees harmless.
+//!
+//! `head` packs `(tag << 32) | index`; every successful pop or push bumps the tag, so a
+//! pop that read a stale head fails its compare-exchange even if the same index is back
+//! on top (the ABA case). The tag is 32 bits: a stale reader would have to sleep across
+//! 2^32 list operations for it to wrap, the same bet NT's SLIST makes with its sequence.
+//!
+//! `link[i]` is the next index while frame `i` is on the list, and [`OUT`] while a client
+//! holds it. Returning a frame first compare-exchanges `link[i]` from `OUT` to [`CLAIMED`];
+//! only one of two racing frees of the same frame can win, and a frame already on the
+//! list never holds `OUT`, so neither a double free nor a forged index can put a frame on
+//! the list twice.
+//!
+//! No locks and no allocation after construction; every operation is O(1) apart from
+//! compare-exchange retries under contention, so it is callable at `DISPATCH_LEVEL`.
+
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use alloc::vec::Vec;
+
+use crate::platform::OutOfMemory;
+
+/// End of list.
+pub const NIL: u32 = u32::MAX;
+/// `link` value of a frame held by a client.
+pub const OUT: u32 = u32::MAX - 1;
+/// `link` value of a frame between its owner-check and its push.
+pub const CLAIMED: u32 = u32::MAX - 2;
+
+/// Why a returned index was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnError {
+    /// The index names no frame of this list.
+    OutOfRange,
+    /// The frame is not held by a client (already free: a double free).
+    NotOut,
+}
+
+const fn pack(tag: u32, index: u32) -> u64 {
+    ((tag as u64) << 32) | index as u64
+}
+
+#[allow(clippy::cast_possible_truncation)] // Unpacking the two halves we packed.
+const fn unpack(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+/// A lock-free stack of frame indices `0..len`.
+pub struct FreeList {
+    head: AtomicU64,
+    link: Vec<AtomicU32>,
+}
+
+impl FreeList {
+    /// A list holding every index `0..len`, lowest on top.
+    ///
+    /// # Errors
+    /// [`OutOfMemory`] if the link array cannot be allocated.
+    ///
+    /// # Panics
+    /// If `len >= CLAIMED` (the caller validates frame counts far below that).
+    pub fn new(len: u32) -> Result<Self, OutOfMemory> {
+        assert!(len < CLAIMED, "frame count collides with the link markers");
+        let mut link = Vec::new();
+        link.try_reserve_exact(len as usize)
+            .map_err(|_| OutOfMemory)?;
+        link.extend((1..=len).map(|next| AtomicU32::new(if next == len { NIL } else { next })));
+        let first = if len == 0 { NIL } else { 0 };
+        Ok(Self {
+            head: AtomicU64::new(pack(0, first)),
+            link,
+        })
+    }
+
+    /// Number of indices the list manages.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)] // `new` takes a u32 length.
+    pub fn len(&self) -> u32 {
+        self.link.len() as u32
+    }
+
+    /// Whether the list manages no index at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.link.is_empty()
+    }
+
+    /// Takes the top index and marks it held, or `None` if the list is empty.
+    pub fn pop(&self) -> Option<u32> {
+        // SeqCst (Acquire would do for the list itself: it pairs with the push that
+        // published this head, so the link read below is the one that push wrote):
+        // an empty list returns without a CAS, and the allocator's handshake needs this
+        // load in the same total order as the free side's push and `pending_len` load.
+        let mut head = self.head.load(Ordering::SeqCst);
+        loop {
+            let (tag, index) = unpack(head);
+            if index == NIL {
+                return None;
+            }
+            // Relaxed: if `index` is still on top when the CAS succeeds, nobody has
+            // written its link since the push we synchronised with; if it is not, the
+            // tag has moved and the CAS fails, whatever we read here.
+            let next = self.link[index as usize].load(Ordering::Relaxed);
+            // SeqCst on success: the pop takes part in the allocator's
+            // "free pushes then checks pending / ALLOC queues then pops" handshake,
+            // which needs one total order (see `allocator`). Acquire on failure: the
+            // new head's link must be visible to the retry.
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), next),
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // Relaxed: only the holder touches `link[index]` until it returns
+                    // the frame; the return's CAS is what other threads contend on.
+                    self.link[index as usize].store(OUT, Ordering::Relaxed);
+                    return Some(index);
+                }
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// Checks that `index` is a frame a client holds and claims it for [`Self::push`].
+    ///
+    /// # Errors
+    /// [`ReturnError::OutOfRange`] for an index past the end, [`ReturnError::NotOut`]
+    /// when the frame is not held (free already, or being returned by someone else).
+    pub fn claim(&self, index: u32) -> Result<(), ReturnError> {
+        let slot = self
+            .link
+            .get(index as usize)
+            .ok_or(ReturnError::OutOfRange)?;
+        // Acquire on success: orders the holder's writes to the frame before whatever
+        // the next owner does after popping it. Relaxed on failure: nothing is read.
+        slot.compare_exchange(OUT, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+            .map(|_| ())
+            .map_err(|_| ReturnError::NotOut)
+    }
+
+    /// Marks a claimed index as held again without pushing it (the frame went straight
+    /// to a pending request).
+    pub fn unclaim(&self, index: u32) {
+        // Relaxed: the index stays private to its new holder.
+        self.link[index as usize].store(OUT, Ordering::Relaxed);
+    }
+
+    /// Pushes an index claimed with [`Self::claim`].
+    pub fn push(&self, index: u32) {
+        let slot = &self.link[index as usize];
+        debug_assert_eq!(
+            slot.load(Ordering::Relaxed),
+            CLAIMED,
+            "push of an unclaimed frame"
+        );
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let (tag, top) = unpack(head);
+            // Relaxed: published by the Release half of the CAS below.
+            slot.store(top, Ordering::Relaxed);
+            // SeqCst on success (Release is the part pop's Acquire needs; SeqCst for the
+            // allocator handshake). Relaxed on failure: we only retry with the value.
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), index),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// Whether a frame is held by a client (for status and tests; racy by nature).
+    #[must_use]
+    pub fn is_out(&self, index: u32) -> bool {
+        self.link
+            .get(index as usize)
+            .is_some_and(|l| l.load(Ordering::Relaxed) == OUT)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_every_index_once_then_runs_dry() {
+        let list = FreeList::new(4).unwrap();
+        let mut got: Vec<u32> = core::iter::from_fn(|| list.pop()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [0, 1, 2, 3]);
+        assert_eq!(list.pop(), None);
+    }
+
+    #[test]
+    fn returned_index_comes_back_lifo() {
+        let list = FreeList::new(3).unwrap();
+        let a = list.pop().unwrap();
+        let b = list.pop().unwrap();
+        list.claim(a).unwrap();
+        list.push(a);
+        list.claim(b).unwrap();
+        list.push(b);
+        assert_eq!(list.pop(), Some(b));
+        assert_eq!(list.pop(), Some(a));
+    }
+
+    #[test]
+    fn double_and_foreign_returns_are_refused() {
+        let list = FreeList::new(2).unwrap();
+        let a = list.pop().unwrap();
+        assert_eq!(list.claim(a), Ok(()));
+        list.push(a);
+        assert_eq!(list.claim(a), Err(ReturnError::NotOut));
+        assert_eq!(list.claim(7), Err(ReturnError::OutOfRange));
+        assert_eq!(list.claim(1), Err(ReturnError::NotOut), "never handed out");
+        let mut got: Vec<u32> = core::iter::from_fn(|| list.pop()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [0, 1], "the list was not corrupted");
+    }
+}

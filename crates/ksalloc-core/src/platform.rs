@@ -1,0 +1,103 @@
+//! The kernel services the core needs, as a small typed trait.
+//!
+//! Nothing here is a raw pointer: an IRP is an opaque [`RequestHandle`], frame memory is
+//! an opaque block whose base address the core does arithmetic on, and locks and events
+//! are types the platform provides.
+
+use ks_abi::NtStatus;
+
+/// A failed allocation (pool or heap); the driver reports it as
+/// `STATUS_INSUFFICIENT_RESOURCES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfMemory;
+
+impl From<OutOfMemory> for NtStatus {
+    fn from(_: OutOfMemory) -> Self {
+        Self::INSUFFICIENT_RESOURCES
+    }
+}
+
+/// Interrupt request level, ordered like the kernel's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Irql {
+    /// `PASSIVE_LEVEL` (0): may wait, may touch paged memory.
+    Passive = 0,
+    /// `APC_LEVEL` (1).
+    Apc = 1,
+    /// `DISPATCH_LEVEL` (2): no waits, no paged memory.
+    Dispatch = 2,
+}
+
+/// A pended request (an IRP on Windows). Cheap to clone: it is a handle, not the IRP.
+pub trait RequestHandle: Clone + Send {
+    /// A value unique among live requests, used by the cancel routine to find it.
+    fn key(&self) -> usize;
+}
+
+/// A spin lock guarding `T`. Acquiring raises to `DISPATCH_LEVEL`; the closure must not
+/// wait, allocate or call out to code that could take the lock again.
+pub trait SpinLock<T> {
+    /// Runs `f` with the lock held.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+}
+
+/// Block of nonpaged memory the frames live in.
+pub trait FrameMemory: Send + Sync {
+    /// Address of the first byte (aligned as requested).
+    fn base(&self) -> usize;
+}
+
+/// The kernel services the core is written against.
+///
+/// Every method states the IRQL it may be called at; the model asserts those contracts.
+pub trait Platform: Clone + Send + Sync {
+    /// Frame memory (`ExAllocatePool2(POOL_FLAG_NON_PAGED, ...)` on Windows).
+    type Memory: FrameMemory;
+    /// A spin lock (`KSPIN_LOCK`).
+    type Lock<T: Send>: SpinLock<T> + Send + Sync;
+    /// A notification event (`KEVENT`, `NotificationEvent`).
+    type Event: Send + Sync;
+    /// A client's FREEFRAME notification target (a referenced event object).
+    type ClientEvent: Clone + Send + Sync;
+    /// A pended ALLOC request.
+    type Request: RequestHandle;
+
+    /// `KeGetCurrentIrql`.
+    fn current_irql(&self) -> Irql;
+
+    /// Allocates `bytes` of nonpaged memory aligned to `align` (a power of two), or `None`.
+    /// IRQL <= `DISPATCH_LEVEL` (the core only calls it at `PASSIVE_LEVEL`, at create).
+    fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<Self::Memory>;
+    /// Returns a block from [`Self::alloc_nonpaged`]. IRQL <= `DISPATCH_LEVEL`.
+    fn free_nonpaged(&self, memory: Self::Memory);
+
+    /// A new spin lock around `value`.
+    fn new_lock<T: Send>(&self, value: T) -> Self::Lock<T>;
+    /// A new notification event, not signalled.
+    fn new_event(&self) -> Self::Event;
+    /// `KeSetEvent(event, 0, FALSE)`. IRQL <= `DISPATCH_LEVEL`.
+    fn set_event(&self, event: &Self::Event);
+    /// Signals a client's FREEFRAME target. IRQL <= `DISPATCH_LEVEL`.
+    fn signal_client(&self, event: &Self::ClientEvent);
+    /// A key identifying a client event, for disable.
+    fn client_event_key(&self, event: &Self::ClientEvent) -> usize;
+
+    /// Makes a request cancelable (`IoSetCancelRoutine` with the driver's routine, then
+    /// the `Irp->Cancel` re-check). Returns `false` if the request was cancelled already;
+    /// the caller then completes it with `STATUS_CANCELLED` itself. Called with the
+    /// pending-queue lock held.
+    fn arm_cancel(&self, request: &Self::Request) -> bool;
+    /// Takes the cancel routine back (`IoSetCancelRoutine(irp, NULL)`). `true`: the
+    /// caller owns the request and must complete it; `false`: the cancel routine is
+    /// running and will remove and complete it. Called with the queue lock held.
+    fn disarm_cancel(&self, request: &Self::Request) -> bool;
+    /// Completes a pended ALLOC: writes the frame address into its output buffer and
+    /// completes it with `STATUS_SUCCESS`, or completes it with the error.
+    /// IRQL <= `DISPATCH_LEVEL`; never called with a core lock held.
+    fn complete_alloc(&self, request: Self::Request, result: Result<usize, NtStatus>);
+
+    /// Checks the IRQL contract of a core entry point; the model panics on a violation.
+    fn check_irql(&self, max: Irql) {
+        debug_assert!(self.current_irql() <= max, "IRQL contract violated");
+    }
+}

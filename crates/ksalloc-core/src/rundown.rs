@@ -1,0 +1,108 @@
+//! Rundown state of an allocator: how many frames clients hold, and whether it is closed.
+//!
+//! One word: bit 63 is `CLOSED`, the low bits count frames out with clients (including
+//! frames on their way to a pending request). Taking a frame acquires a reference unless
+//! the allocator is closed; returning one releases it. Frame memory may be released
+//! exactly when the word reaches `CLOSED | 0`: from then on nothing can acquire, so the
+//! state is final. This is `EX_RUNDOWN_REF` with the count doubling as the allocator's
+//! "allocated frames" figure.
+
+use crate::sync::{AtomicU64, Ordering};
+
+const CLOSED: u64 = 1 << 63;
+
+/// The allocator's rundown word.
+pub struct Rundown {
+    state: AtomicU64,
+}
+
+/// What a release observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Released {
+    /// Frames are still out, or the allocator is open.
+    Live,
+    /// This was the last frame of a closed allocator: the memory may go.
+    Drained,
+}
+
+impl Default for Rundown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rundown {
+    /// Open, no frames out.
+    #[must_use]
+    #[allow(clippy::missing_const_for_fn)] // loom's atomics have no const constructor.
+    pub fn new() -> Self {
+        Self {
+            state: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a reference for one frame, unless closed; returns the new count of frames out.
+    pub fn try_acquire(&self) -> Option<u32> {
+        // Relaxed load: only a first guess for the CAS.
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            if current & CLOSED != 0 {
+                return None;
+            }
+            // Acquire on success: a frame taken after this must not be seen as taken
+            // before a concurrent close's CLOSED (the CAS fails if CLOSED lands first).
+            // Relaxed on failure: we just retry.
+            match self.state.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                #[allow(clippy::cast_possible_truncation)] // At most MAX_FRAMES.
+                Ok(_) => return Some((current + 1) as u32),
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Drops a reference taken by [`Self::try_acquire`].
+    pub fn release(&self) -> Released {
+        // AcqRel: Release orders this holder's use of the frame before a drain that
+        // frees the memory; Acquire lets the drainer see every earlier release.
+        let previous = self.state.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(previous & !CLOSED != 0, "rundown released below zero");
+        if previous == CLOSED | 1 {
+            Released::Drained
+        } else {
+            Released::Live
+        }
+    }
+
+    /// Marks closed. Returns `None` if it was closed already, else whether frames were
+    /// out at that moment (`Drained` means none: the closer releases the memory).
+    pub fn close(&self) -> Option<Released> {
+        // AcqRel: Acquire sees every release so far, Release publishes CLOSED to
+        // acquirers, which then fail.
+        let previous = self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        if previous & CLOSED != 0 {
+            None
+        } else if previous == 0 {
+            Some(Released::Drained)
+        } else {
+            Some(Released::Live)
+        }
+    }
+
+    /// Whether [`Self::close`] has run.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Frames out with clients now.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)] // At most MAX_FRAMES.
+    pub fn outstanding(&self) -> u32 {
+        (self.state.load(Ordering::Acquire) & !CLOSED) as u32
+    }
+}

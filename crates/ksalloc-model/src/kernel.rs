@@ -1,0 +1,250 @@
+//! The model kernel: one instance per test, implementing the core's `Platform`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ks_abi::NtStatus;
+use ksalloc_core::{Irql, Platform};
+
+use crate::event::ModelEvent;
+use crate::irp::{Irp, RequestorMode};
+use crate::irql::{assert_irql_at_most, current_irql, locks_held};
+use crate::lock::ModelSpinLock;
+use crate::pool::{fault_point, ModelMemory, Pool};
+
+/// Random pool failures for long runs (the simulator's `--fault-rate`).
+struct RandomFaults {
+    /// Failure probability scaled to `u64::MAX`.
+    threshold: u64,
+    state: u64,
+}
+
+impl RandomFaults {
+    /// splitmix64: tiny, seedable, good enough to pick which allocation fails.
+    const fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+struct Inner {
+    pool: Mutex<Pool>,
+    random_faults: Mutex<Option<RandomFaults>>,
+    live_irps: AtomicI64,
+    irps_created: AtomicU64,
+}
+
+/// A model kernel. Clones share one kernel.
+#[derive(Clone)]
+pub struct ModelKernel(Arc<Inner>);
+
+impl Default for ModelKernel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for ModelKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelKernel")
+            .field("live_blocks", &self.live_blocks())
+            .field("live_irps", &self.live_irps())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelKernel {
+    /// A fresh kernel: empty pool, no faults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Arc::new(Inner {
+            pool: Mutex::new(Pool::default()),
+            random_faults: Mutex::new(None),
+            live_irps: AtomicI64::new(0),
+            irps_created: AtomicU64::new(0),
+        }))
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.0
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fails each pool allocation with probability `rate` (0.0..=1.0), reproducibly
+    /// from `seed`. `rate == 0` turns it off.
+    pub fn set_random_faults(&self, rate: f64, seed: u64) {
+        let mut faults = self
+            .0
+            .random_faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *faults = (rate > 0.0).then(|| RandomFaults {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            threshold: (rate.clamp(0.0, 1.0) * u64::MAX as f64) as u64,
+            state: seed,
+        });
+    }
+
+    fn random_fault(&self) -> bool {
+        let mut faults = self
+            .0
+            .random_faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        faults.as_mut().is_some_and(|f| f.next() < f.threshold)
+    }
+
+    /// Pool blocks allocated and not freed.
+    #[must_use]
+    pub fn live_blocks(&self) -> usize {
+        self.pool().live_blocks()
+    }
+
+    /// Bytes in live pool blocks.
+    #[must_use]
+    pub fn live_bytes(&self) -> usize {
+        self.pool().live_bytes()
+    }
+
+    /// Pool allocations refused by fault injection so far.
+    #[must_use]
+    pub fn pool_failures(&self) -> u64 {
+        self.pool().failures
+    }
+
+    /// IRPs created and not completed.
+    #[must_use]
+    pub fn live_irps(&self) -> i64 {
+        self.0.live_irps.load(Ordering::Acquire)
+    }
+
+    /// Panics unless every pool block was freed and every IRP completed.
+    ///
+    /// # Panics
+    /// On a leak: that is the point.
+    #[track_caller]
+    pub fn assert_no_leaks(&self) {
+        let (blocks, bytes) = (self.live_blocks(), self.live_bytes());
+        assert_eq!(
+            blocks, 0,
+            "pool leak: {blocks} blocks, {bytes} bytes still allocated"
+        );
+        assert_eq!(self.live_irps(), 0, "IRP leak: IRPs never completed");
+    }
+
+    /// A new IRP from a requestor, with its input and an output buffer of `output_len`.
+    #[must_use]
+    pub fn new_irp(&self, mode: RequestorMode, input: Vec<u8>, output_len: usize) -> Irp {
+        self.0.live_irps.fetch_add(1, Ordering::AcqRel);
+        self.0.irps_created.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::clone(&self.0);
+        Irp::new(
+            mode,
+            input,
+            output_len,
+            Some(Box::new(move || {
+                inner.live_irps.fetch_sub(1, Ordering::AcqRel);
+            })),
+        )
+    }
+
+    /// Runs `f` on the bytes `[address, address + len)` of live pool memory: how
+    /// clients of the model touch frames. Legal up to `DISPATCH_LEVEL`.
+    ///
+    /// # Panics
+    /// If the range is not inside one live pool block (a wild or stale pointer).
+    #[track_caller]
+    pub fn with_bytes<R>(&self, address: usize, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        assert_irql_at_most(Irql::Dispatch, "touching nonpaged memory");
+        let mut pool = self.pool();
+        f(pool.bytes_mut(address, len))
+    }
+}
+
+impl Platform for ModelKernel {
+    type Memory = ModelMemory;
+    type Lock<T: Send> = ModelSpinLock<T>;
+    type Event = Arc<ModelEvent>;
+    type ClientEvent = Arc<ModelEvent>;
+    type Request = Irp;
+
+    fn current_irql(&self) -> Irql {
+        current_irql()
+    }
+
+    fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<ModelMemory> {
+        assert_irql_at_most(Irql::Dispatch, "ExAllocatePool2(NonPaged)");
+        assert_eq!(
+            locks_held(),
+            0,
+            "pool allocation with a spin lock held (core rule)"
+        );
+        if fault_point() || self.random_fault() {
+            self.pool().failures += 1;
+            return None;
+        }
+        Some(self.pool().allocate(bytes, align))
+    }
+
+    fn free_nonpaged(&self, memory: ModelMemory) {
+        assert_irql_at_most(Irql::Dispatch, "ExFreePoolWithTag");
+        self.pool().free(&memory);
+    }
+
+    fn new_lock<T: Send>(&self, value: T) -> ModelSpinLock<T> {
+        ModelSpinLock::new(value)
+    }
+
+    fn new_event(&self) -> Arc<ModelEvent> {
+        Arc::new(ModelEvent::notification())
+    }
+
+    fn set_event(&self, event: &Arc<ModelEvent>) {
+        event.set();
+    }
+
+    fn signal_client(&self, event: &Arc<ModelEvent>) {
+        event.set();
+    }
+
+    fn client_event_key(&self, event: &Arc<ModelEvent>) -> usize {
+        Arc::as_ptr(event) as usize
+    }
+
+    fn arm_cancel(&self, request: &Irp) -> bool {
+        assert!(locks_held() > 0, "arm_cancel must run under the queue lock");
+        request.arm_cancel()
+    }
+
+    fn disarm_cancel(&self, request: &Irp) -> bool {
+        assert!(
+            locks_held() > 0,
+            "disarm_cancel must run under the queue lock"
+        );
+        request.disarm_cancel()
+    }
+
+    fn complete_alloc(&self, request: Irp, result: Result<usize, NtStatus>) {
+        match result {
+            Ok(address) => {
+                request.write_output(&address.to_le_bytes());
+                request.complete(NtStatus::SUCCESS, 8);
+            }
+            Err(status) => request.complete(status, 0),
+        }
+    }
+
+    #[track_caller]
+    fn check_irql(&self, max: Irql) {
+        assert_irql_at_most(max, "ksalloc-core entry point");
+    }
+}

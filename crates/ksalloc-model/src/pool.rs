@@ -1,0 +1,164 @@
+//! Nonpaged pool: blocks with leak accounting and bounds-checked access, and fault
+//! injection shared with an optional global allocator.
+//!
+//! Fault injection is per thread: [`fail_nth_allocation`] arms a countdown that every
+//! pool allocation on the calling thread consumes — the model's frame blocks, and, in a
+//! test binary that installs [`FaultyGlobal`] as its `#[global_allocator]`, every heap
+//! allocation the core makes (on Windows those come from nonpaged pool through
+//! wdk-alloc). So "fail each allocation of a create path in turn" is a loop over `n`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+thread_local! {
+    /// Allocations left before the armed failure (0: disarmed).
+    static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
+    static FIRED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Arms a failure of the `n`th pool allocation (1-based) on this thread from now on.
+pub fn fail_nth_allocation(n: u64) {
+    COUNTDOWN.with(|c| c.set(n));
+    FIRED.with(|f| f.set(false));
+}
+
+/// Disarms the countdown; returns whether the armed failure fired.
+pub fn disarm() -> bool {
+    COUNTDOWN.with(|c| c.set(0));
+    FIRED.with(Cell::get)
+}
+
+/// Consumes one step of the countdown; `true` means "fail this allocation".
+pub(crate) fn fault_point() -> bool {
+    // try_with: the global allocator may run while thread-locals are being torn down.
+    COUNTDOWN
+        .try_with(|c| match c.get() {
+            0 => false,
+            1 => {
+                c.set(0);
+                let _ = FIRED.try_with(|f| f.set(true));
+                true
+            }
+            n => {
+                c.set(n - 1);
+                false
+            }
+        })
+        .unwrap_or(false)
+}
+
+/// A global allocator that honours the thread's fault countdown, for test binaries
+/// that fault-inject the core's own heap allocations.
+pub struct FaultyGlobal;
+
+// SAFETY: delegates to `System`, which upholds GlobalAlloc's contract; returning null
+// for an injected failure is allowed by that contract.
+unsafe impl GlobalAlloc for FaultyGlobal {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if fault_point() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout (we never hand out
+        // anything else).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// A block handed out by the model pool: only its address and size (the pool owns the
+/// bytes, so a block returned twice or touched after free is caught, not undefined).
+#[derive(Debug)]
+pub struct ModelMemory {
+    pub(crate) base: usize,
+    pub(crate) bytes: usize,
+}
+
+impl ksalloc_core::platform::FrameMemory for ModelMemory {
+    fn base(&self) -> usize {
+        self.base
+    }
+}
+
+struct Block {
+    storage: Box<[u8]>,
+    base: usize,
+    bytes: usize,
+}
+
+/// The pool's books.
+#[derive(Default)]
+pub(crate) struct Pool {
+    live: BTreeMap<usize, Block>,
+    pub(crate) allocations: u64,
+    pub(crate) frees: u64,
+    pub(crate) failures: u64,
+}
+
+impl Pool {
+    pub(crate) fn allocate(&mut self, bytes: usize, align: usize) -> ModelMemory {
+        assert!(
+            align.is_power_of_two(),
+            "pool alignment must be a power of two"
+        );
+        let mut storage = vec![0u8; bytes + align].into_boxed_slice();
+        let start = storage.as_mut_ptr() as usize;
+        let base = start.next_multiple_of(align);
+        self.allocations += 1;
+        self.live.insert(
+            base,
+            Block {
+                storage,
+                base,
+                bytes,
+            },
+        );
+        ModelMemory { base, bytes }
+    }
+
+    pub(crate) fn free(&mut self, memory: &ModelMemory) {
+        let block = self
+            .live
+            .remove(&memory.base)
+            .unwrap_or_else(|| panic!("BAD_POOL_CALLER: free of unknown block {:#x}", memory.base));
+        assert_eq!(
+            block.bytes, memory.bytes,
+            "pool block freed with a different size"
+        );
+        self.frees += 1;
+    }
+
+    pub(crate) fn live_blocks(&self) -> usize {
+        self.live.len()
+    }
+
+    pub(crate) fn live_bytes(&self) -> usize {
+        self.live.values().map(|b| b.bytes).sum()
+    }
+
+    /// The bytes `[address, address + len)` of a live block.
+    ///
+    /// # Panics
+    /// If the range is not inside one live block: a wild or use-after-free access,
+    /// which on Windows is a bugcheck.
+    pub(crate) fn bytes_mut(&mut self, address: usize, len: usize) -> &mut [u8] {
+        let (_, block) = self
+            .live
+            .range_mut(..=address)
+            .next_back()
+            .unwrap_or_else(|| {
+                panic!("PAGE_FAULT_IN_NONPAGED_AREA: {address:#x} is in no pool block")
+            });
+        let end = address.checked_add(len).expect("address range overflows");
+        assert!(
+            end <= block.base + block.bytes,
+            "PAGE_FAULT_IN_NONPAGED_AREA: {address:#x}+{len} runs past its block"
+        );
+        let offset = address - block.storage.as_ptr() as usize;
+        &mut block.storage[offset..offset + len]
+    }
+}
