@@ -1,8 +1,8 @@
 //! Conformance of the allocator engine on the model kernel: one named test per
-#![allow(clippy::needless_for_each, clippy::too_many_lines)] // Table-driven tests read better this way.
 //! behaviour of issue "The allocator engine", each asserting statuses, counters and the
 //! conservation law.
 
+#![allow(clippy::needless_for_each, clippy::too_many_lines)] // Table-driven tests read better this way.
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
