@@ -16,12 +16,14 @@ extern crate alloc;
 pub mod allocator;
 pub mod framing;
 pub mod free_list;
+pub mod ks;
 pub mod pending;
 pub mod platform;
 pub mod rundown;
 pub mod stats;
 mod sync;
+pub mod wire;
 
 pub use allocator::{AllocOutcome, Allocator, Snapshot};
 pub use framing::{Framing, FramingError};
-pub use platform::{Irql, OutOfMemory, Platform, RequestHandle, SpinLock};
+pub use platform::{Irql, OutOfMemory, Platform, RequestHandle, Requestor, SpinLock};

@@ -4,7 +4,17 @@
 //! an opaque block whose base address the core does arithmetic on, and locks and events
 //! are types the platform provides.
 
+use ks_abi::ks::KsEventData;
 use ks_abi::NtStatus;
+
+/// `Irp->RequestorMode`: who sent a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requestor {
+    /// `KernelMode`: another driver; its buffers are kernel addresses.
+    Kernel,
+    /// `UserMode`: an application; its buffers were probed and captured by the glue.
+    User,
+}
 
 /// A failed allocation (pool or heap); the driver reports it as
 /// `STATUS_INSUFFICIENT_RESOURCES`.
@@ -95,6 +105,23 @@ pub trait Platform: Clone + Send + Sync {
     /// completes it with `STATUS_SUCCESS`, or completes it with the error.
     /// IRQL <= `DISPATCH_LEVEL`; never called with a core lock held.
     fn complete_alloc(&self, request: Self::Request, result: Result<usize, NtStatus>);
+
+    /// Addresses of the two `extern "C"` routines the FUNCTIONTABLE property hands out
+    /// (`AllocateFrame`, `FreeFrame`): they live in the glue, which maps the file object
+    /// they get back to the allocator.
+    fn function_table(&self) -> [usize; 2];
+
+    /// References the notification target a client named in a `KSEVENTDATA`
+    /// (`ObReferenceObjectByHandle` on an event handle, or a kernel `KEVENT` pointer).
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE` when the handle names no event; `STATUS_INVALID_PARAMETER`
+    /// for a notification type the platform cannot signal.
+    fn reference_client_event(
+        &self,
+        data: &KsEventData,
+        requestor: Requestor,
+    ) -> Result<Self::ClientEvent, NtStatus>;
 
     /// Checks the IRQL contract of a core entry point; the model panics on a violation.
     fn check_irql(&self, max: Irql) {

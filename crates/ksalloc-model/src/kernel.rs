@@ -1,10 +1,12 @@
 //! The model kernel: one instance per test, implementing the core's `Platform`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ks_abi::ks::{eventf, KsEventData};
 use ks_abi::NtStatus;
-use ksalloc_core::{Irql, Platform};
+use ksalloc_core::{Irql, Platform, Requestor};
 
 use crate::event::ModelEvent;
 use crate::irp::{Irp, RequestorMode};
@@ -32,6 +34,10 @@ impl RandomFaults {
 
 struct Inner {
     pool: Mutex<Pool>,
+    /// Event handles and kernel event objects clients may name in a `KSEVENTDATA`.
+    events: Mutex<BTreeMap<usize, Arc<ModelEvent>>>,
+    next_handle: AtomicU64,
+    live_files: AtomicI64,
     random_faults: Mutex<Option<RandomFaults>>,
     live_irps: AtomicI64,
     irps_created: AtomicU64,
@@ -62,6 +68,9 @@ impl ModelKernel {
     pub fn new() -> Self {
         Self(Arc::new(Inner {
             pool: Mutex::new(Pool::default()),
+            events: Mutex::new(BTreeMap::new()),
+            next_handle: AtomicU64::new(0x104),
+            live_files: AtomicI64::new(0),
             random_faults: Mutex::new(None),
             live_irps: AtomicI64::new(0),
             irps_created: AtomicU64::new(0),
@@ -139,6 +148,35 @@ impl ModelKernel {
             "pool leak: {blocks} blocks, {bytes} bytes still allocated"
         );
         assert_eq!(self.live_irps(), 0, "IRP leak: IRPs never completed");
+        assert_eq!(self.live_files(), 0, "file objects never closed");
+    }
+
+    /// File objects created through the model driver and not yet closed.
+    #[must_use]
+    pub fn live_files(&self) -> i64 {
+        self.0.live_files.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn file_opened(&self) {
+        self.0.live_files.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn file_closed(&self) {
+        self.0.live_files.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Creates an event handle for `event` (what `CreateEvent` gives a client).
+    #[must_use]
+    pub fn event_handle(&self, event: &Arc<ModelEvent>) -> usize {
+        #[allow(clippy::cast_possible_truncation)]
+        let handle = self.0.next_handle.fetch_add(4, Ordering::Relaxed) as usize;
+        lock(&self.0.events).insert(handle, Arc::clone(event));
+        handle
+    }
+
+    /// Closes an event handle (`CloseHandle`).
+    pub fn close_event_handle(&self, handle: usize) {
+        lock(&self.0.events).remove(&handle);
     }
 
     /// A new IRP from a requestor, with its input and an output buffer of `output_len`.
@@ -243,8 +281,38 @@ impl Platform for ModelKernel {
         }
     }
 
+    fn function_table(&self) -> [usize; 2] {
+        crate::driver::function_table()
+    }
+
+    fn reference_client_event(
+        &self,
+        data: &KsEventData,
+        requestor: Requestor,
+    ) -> Result<Arc<ModelEvent>, NtStatus> {
+        let events = lock(&self.0.events);
+        match data.notification_type {
+            // ObReferenceObjectByHandle in the requestor's handle table.
+            eventf::EVENT_HANDLE => events
+                .get(&data.object)
+                .cloned()
+                .ok_or(NtStatus::INVALID_HANDLE),
+            // A kernel client's KEVENT pointer: only kernel requestors may pass one.
+            eventf::EVENT_OBJECT if requestor == Requestor::Kernel => events
+                .values()
+                .find(|e| Arc::as_ptr(e) as usize == data.object)
+                .cloned()
+                .ok_or(NtStatus::INVALID_PARAMETER),
+            _ => Err(NtStatus::INVALID_PARAMETER),
+        }
+    }
+
     #[track_caller]
     fn check_irql(&self, max: Irql) {
         assert_irql_at_most(max, "ksalloc-core entry point");
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -11,6 +11,9 @@
 //!
 //! A violation is a panic, so a test that breaks a kernel rule fails.
 
+pub mod catalogue;
+pub mod client;
+pub mod driver;
 pub mod event;
 pub mod irp;
 pub mod irql;
@@ -18,6 +21,8 @@ pub mod kernel;
 pub mod lock;
 pub mod pool;
 
+pub use client::{FunctionTable, KsClient};
+pub use driver::{FileObject, Handle, ModelDriver};
 pub use event::ModelEvent;
 pub use irp::{Irp, RequestorMode};
 pub use irql::{current_irql, raise_irql, IrqlGuard};
