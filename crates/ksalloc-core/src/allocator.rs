@@ -133,6 +133,7 @@ impl<P: Platform> Allocator<P> {
         events
             .try_reserve_exact(MAX_CLIENT_EVENTS)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+        let internal_event = platform.new_event().ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
         // Last, so no failure after it has anything to give back.
         let memory = platform
             .alloc_nonpaged(framing.total_bytes(), framing.align())
@@ -144,7 +145,7 @@ impl<P: Platform> Allocator<P> {
             "platform returned misaligned memory"
         );
         Ok(Self {
-            internal_event: platform.new_event(),
+            internal_event,
             shared: platform.new_lock(Shared { queue, events }),
             memory: platform.new_lock(Some(memory)),
             platform,

@@ -83,8 +83,10 @@ pub trait Platform: Clone + Send + Sync {
 
     /// A new spin lock around `value`.
     fn new_lock<T: Send>(&self, value: T) -> Self::Lock<T>;
-    /// A new notification event, not signalled.
-    fn new_event(&self) -> Self::Event;
+    /// A new notification event, not signalled, or `None` if its storage cannot be
+    /// allocated (a `KEVENT` must not move once initialised, so the Windows platform
+    /// puts it in pool; the core treats that like any create-path allocation).
+    fn new_event(&self) -> Option<Self::Event>;
     /// `KeSetEvent(event, 0, FALSE)`. IRQL <= `DISPATCH_LEVEL`.
     fn set_event(&self, event: &Self::Event);
     /// Signals a client's FREEFRAME target. IRQL <= `DISPATCH_LEVEL`.

@@ -242,8 +242,13 @@ impl Platform for ModelKernel {
         ModelSpinLock::new(value)
     }
 
-    fn new_event(&self) -> Arc<ModelEvent> {
-        Arc::new(ModelEvent::notification())
+    fn new_event(&self) -> Option<Arc<ModelEvent>> {
+        // Pool-backed on Windows: the same fault points apply.
+        if fault_point() || self.random_fault() {
+            self.pool().failures += 1;
+            return None;
+        }
+        Some(Arc::new(ModelEvent::notification()))
     }
 
     fn set_event(&self, event: &Arc<ModelEvent>) {
