@@ -1,8 +1,48 @@
 //! ksalloc: a Kernel Streaming allocator filter driver (WDM).
 //!
-//! On Linux this package is a plain library: the driver's decisions live in
-//! `ksalloc-core` and are tested there. The Windows glue arrives with the driver issue.
-#![cfg_attr(feature = "wdk", no_std)]
+//! Almost everything the driver does is decided in `ksalloc-core` and tested on Linux
+//! against `ksalloc-model`. This package adds the thin Windows glue around it, built
+//! only when `build.rs` sets `cfg(driver)` (today: the `wdk` feature, in an eWDK
+//! prompt through `cargo make`):
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `nt` | every kernel name the glue uses, and the WDK's inline helpers |
+//! | `pool` | the one place that allocates pool (`ExAllocatePool2`) |
+//! | `platform` | the core's `Platform` over the kernel: pool, spin lock, KEVENT, IRP cancel and completion |
+//! | `seh` | capture of user-mode buffers under structured exception handling (C unit) |
+//! | `dispatch` | IRP_MJ_CREATE / CLEANUP / CLOSE / DEVICE_CONTROL into the core's KS dispatcher |
+//! | `table` | the two FUNCTIONTABLE routines |
+//! | `device` | DriverEntry, AddDevice, PnP, Power |
+//!
+//! On Linux (no `cfg(driver)`) the package is a plain library that re-exports the core,
+//! so `cargo build` and `cargo test` work on a fresh machine.
+#![cfg_attr(driver, no_std)]
+
+#[cfg(driver)]
+extern crate alloc;
+
+#[cfg(all(driver, feature = "wdk"))]
+extern crate wdk_panic;
+
+#[cfg(all(driver, feature = "wdk"))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
+
+#[cfg(driver)]
+mod device;
+#[cfg(driver)]
+mod dispatch;
+#[cfg(driver)]
+mod nt;
+#[cfg(driver)]
+mod platform;
+#[cfg(driver)]
+mod pool;
+#[cfg(driver)]
+mod seh;
+#[cfg(driver)]
+mod table;
 
 pub use ks_abi;
 pub use ksalloc_core;

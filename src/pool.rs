@@ -1,0 +1,109 @@
+//! Nonpaged pool: the one place the driver allocates kernel memory.
+//!
+//! `ExAllocatePool2` on Windows (it zeroes, and fails rather than bugchecks). Wine's
+//! ntoskrnl aborts the host on `ExAllocatePool2`, so the Linux cross-build swaps this one
+//! call for `ExAllocatePoolWithTag`; nothing else in the driver allocates.
+
+use core::ptr::NonNull;
+
+use crate::nt;
+
+/// Pool tag `'lAsK'` (shows as "KsAl" in pool tools).
+pub const TAG: u32 = u32::from_le_bytes(*b"KsAl");
+
+/// Allocates `bytes` of nonpaged pool. IRQL <= DISPATCH_LEVEL.
+pub fn allocate(bytes: usize) -> Option<NonNull<u8>> {
+    // SAFETY: ExAllocatePool2 may be called at <= DISPATCH_LEVEL for nonpaged pool and
+    // returns null or a block of at least `bytes` bytes, 16-byte aligned (page aligned
+    // for a page or more).
+    let raw = unsafe { nt::ExAllocatePool2(nt::POOL_FLAG_NON_PAGED, bytes as _, TAG) };
+    NonNull::new(raw.cast::<u8>())
+}
+
+/// Frees a block from [`allocate`]. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `block` came from [`allocate`] and is not used again.
+pub unsafe fn free(block: NonNull<u8>) {
+    // SAFETY: the caller's contract; the tag matches the allocation's.
+    unsafe { nt::ExFreePoolWithTag(block.as_ptr().cast(), TAG) };
+}
+
+/// A `T` in nonpaged pool: what the driver keeps in file-object contexts and event
+/// storage, where the value must not move.
+///
+/// Invariant: `ptr` points at an initialised `T` in a block from [`allocate`], owned by
+/// this box.
+pub struct PoolBox<T> {
+    ptr: NonNull<T>,
+}
+
+// SAFETY: a PoolBox owns its T like Box does; sending or sharing it is as safe as
+// sending or sharing the T.
+unsafe impl<T: Send> Send for PoolBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for PoolBox<T> {}
+
+impl<T> PoolBox<T> {
+    /// Moves `value` into pool, or gives it back if the pool is exhausted.
+    ///
+    /// # Errors
+    /// The value itself, when no memory is left.
+    pub fn try_new(value: T) -> Result<Self, T> {
+        const {
+            assert!(
+                core::mem::align_of::<T>() <= 16,
+                "pool blocks are 16-byte aligned"
+            )
+        };
+        let Some(block) = allocate(core::mem::size_of::<T>().max(1)) else {
+            return Err(value);
+        };
+        let ptr = block.cast::<T>();
+        // SAFETY: the block is fresh, large enough and aligned for T (assert above).
+        unsafe { ptr.write(value) };
+        Ok(Self { ptr })
+    }
+
+    /// Gives up ownership: the caller stores the pointer (e.g. in `FsContext`) and
+    /// rebuilds the box with [`Self::from_raw`] exactly once.
+    #[must_use]
+    pub fn into_raw(self) -> NonNull<T> {
+        let ptr = self.ptr;
+        core::mem::forget(self);
+        ptr
+    }
+
+    /// Takes back ownership of a pointer from [`Self::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` came from `into_raw` and is not used afterwards.
+    #[must_use]
+    pub const unsafe fn from_raw(ptr: NonNull<T>) -> Self {
+        Self { ptr }
+    }
+
+    /// The stable address of the value.
+    #[must_use]
+    pub const fn as_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<T> core::ops::Deref for PoolBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the invariant: an initialised T we own.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Drop for PoolBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: we own an initialised T; drop it, then free its block, once.
+        unsafe {
+            self.ptr.drop_in_place();
+            free(self.ptr.cast());
+        }
+    }
+}
