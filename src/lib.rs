@@ -22,12 +22,16 @@
 #[cfg(driver)]
 extern crate alloc;
 
-#[cfg(all(driver, feature = "wdk"))]
+#[cfg(nt_source = "wdk")]
 extern crate wdk_panic;
 
-#[cfg(all(driver, feature = "wdk"))]
+#[cfg(nt_source = "wdk")]
 #[global_allocator]
 static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
+
+/// The cross-build's stand-ins for wdk-alloc and wdk-panic.
+#[cfg(nt_source = "mingw")]
+mod runtime;
 
 #[cfg(driver)]
 mod device;

@@ -17,29 +17,130 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-#[cfg(feature = "wdk")]
+#[cfg(nt_source = "wdk")]
 pub use wdk_sys::{
     ntddk::{
-        ExAllocatePool2, ExFreePoolWithTag, IoAcquireCancelSpinLock, IoAcquireRemoveLockEx,
-        IoAttachDeviceToDeviceStack, IoCreateDevice, IoDeleteDevice, IoDetachDevice,
-        IoForwardIrpSynchronously, IoInitializeRemoveLockEx, IoRegisterDeviceInterface,
-        IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx,
-        IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
-        KeGetCurrentIrql, KeInitializeEvent, KeReleaseSpinLock, KeSetEvent,
-        ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, PoCallDriver,
-        PoStartNextPowerIrp, RtlFreeUnicodeString,
+        ExAllocatePool2, ExFreePoolWithTag, IoAcquireRemoveLockEx, IoAttachDeviceToDeviceStack,
+        IoCreateDevice, IoDeleteDevice, IoDetachDevice, IoForwardIrpSynchronously,
+        IoInitializeRemoveLockEx, IoRegisterDeviceInterface, IoReleaseCancelSpinLock,
+        IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IoSetDeviceInterfaceState,
+        IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc, KeGetCurrentIrql,
+        KeInitializeEvent, KeReleaseSpinLock, KeSetEvent, ObReferenceObjectByHandle,
+        ObfDereferenceObject, ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp,
+        RtlFreeUnicodeString,
     },
-    BOOLEAN, CCHAR, DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK,
-    IO_STACK_LOCATION, IRP, KEVENT, KIRQL, KSPIN_LOCK, NTSTATUS, PCUNICODE_STRING, PDEVICE_OBJECT,
-    PDRIVER_CANCEL, PIRP, PVOID, UNICODE_STRING,
+    CCHAR, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP,
+    KEVENT, KSPIN_LOCK, NTSTATUS, PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_CANCEL, PIRP,
+    POBJECT_TYPE, PVOID, UNICODE_STRING,
 };
 
-#[cfg(feature = "wdk")]
 /// `*ExEventObjectType` (an exported data symbol).
-pub fn event_object_type() -> wdk_sys::POBJECT_TYPE {
+#[cfg(nt_source = "wdk")]
+pub fn event_object_type() -> POBJECT_TYPE {
     // SAFETY: ExEventObjectType is a pointer ntoskrnl initialises before any driver
     // loads and never changes.
     unsafe { *wdk_sys::ntddk::ExEventObjectType }
+}
+
+/// Nonpaged pool: `ExAllocatePool2` (zeroed; fails rather than bugchecks).
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+#[cfg(nt_source = "wdk")]
+pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
+    // SAFETY: the caller's contract.
+    unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes as _, tag) }
+}
+
+/// The Linux cross-build's names: bindgen over mingw-w64's `ddk/ntddk.h` (build.rs),
+/// every function imported from ntoskrnl.exe by raw-dylib.
+#[cfg(nt_source = "mingw")]
+#[allow(
+    missing_docs,
+    non_camel_case_types,
+    non_upper_case_globals,
+    dead_code,
+    unsafe_op_in_unsafe_fn,
+    unnecessary_transmutes,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery,
+    clippy::undocumented_unsafe_blocks
+)]
+mod mingw {
+    include!(concat!(env!("OUT_DIR"), "/nt_mingw.rs"));
+}
+
+#[cfg(nt_source = "mingw")]
+pub use mingw::{
+    ExAllocatePoolWithTag, ExFreePoolWithTag, IoAcquireRemoveLockEx, IoAttachDeviceToDeviceStack,
+    IoCreateDevice, IoDeleteDevice, IoDetachDevice, IoForwardIrpSynchronously,
+    IoInitializeRemoveLockEx, IoRegisterDeviceInterface, IoReleaseCancelSpinLock,
+    IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IoSetDeviceInterfaceState, IofCallDriver,
+    IofCompleteRequest, KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeInitializeEvent,
+    KeReleaseSpinLock, KeSetEvent, MmGetSystemRoutineAddress, ObReferenceObjectByHandle,
+    ObfDereferenceObject, ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp,
+    RtlFreeUnicodeString, CCHAR, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK,
+    IO_STACK_LOCATION, IRP, KEVENT, KSPIN_LOCK, NTSTATUS, PCUNICODE_STRING, PDEVICE_OBJECT,
+    PDRIVER_CANCEL, PIRP, POBJECT_TYPE, PVOID, UNICODE_STRING,
+};
+
+/// `KeGetCurrentIrql`: on x64 an inline `mov rax, cr8` in the WDK's headers, so mingw's
+/// bindings have no symbol for it. (Under Wine cr8 reads as 0: IRQL is not real there.)
+///
+/// # Safety
+/// Kernel mode (reading cr8 faults in user mode on real hardware).
+#[cfg(nt_source = "mingw")]
+pub unsafe fn KeGetCurrentIrql() -> u8 {
+    let irql: u64;
+    // SAFETY: reading cr8 has no side effects in ring 0.
+    unsafe {
+        core::arch::asm!("mov {}, cr8", out(reg) irql, options(nomem, nostack, preserves_flags))
+    };
+    #[allow(clippy::cast_possible_truncation)] // IRQL is 4 bits.
+    let irql = irql as u8;
+    irql
+}
+
+/// `*ExEventObjectType`, looked up by name: a data import through raw-dylib is not
+/// reliable, and `MmGetSystemRoutineAddress` finds data exports too.
+#[cfg(nt_source = "mingw")]
+pub fn event_object_type() -> POBJECT_TYPE {
+    const NAME: [u16; 17] = {
+        let ascii = *b"ExEventObjectType";
+        let mut wide = [0u16; 17];
+        let mut i = 0;
+        while i < 17 {
+            wide[i] = ascii[i] as u16;
+            i += 1;
+        }
+        wide
+    };
+    let mut name = UNICODE_STRING {
+        Length: 34,
+        MaximumLength: 34,
+        Buffer: NAME.as_ptr().cast_mut(),
+    };
+    // SAFETY: PASSIVE_LEVEL (event enable/disable); a counted name of an ntoskrnl export.
+    let slot = unsafe { MmGetSystemRoutineAddress(&raw mut name) }.cast::<POBJECT_TYPE>();
+    if slot.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: the export is a POBJECT_TYPE variable ntoskrnl initialised at boot.
+    unsafe { *slot }
+}
+
+/// Nonpaged pool: `ExAllocatePoolWithTag(NonPagedPoolNx)`, because Wine's ntoskrnl
+/// aborts the host on `ExAllocatePool2`. Not zeroed (every caller initialises).
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+#[cfg(nt_source = "mingw")]
+pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
+    /// `NonPagedPoolNx`.
+    const NON_PAGED_POOL_NX: i32 = 512;
+    // SAFETY: the caller's contract.
+    unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX as _, bytes as _, tag) }
 }
 
 // ---- constants (values from wdm.h / ntddk.h; the same in every WDK) -------------------
@@ -81,6 +182,7 @@ pub const DO_POWER_PAGABLE: u32 = 0x0000_2000;
 /// `FILE_DEVICE_SECURE_OPEN`.
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;
 /// `POOL_FLAG_NON_PAGED`.
+#[cfg(nt_source = "wdk")]
 pub const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
 /// `EVENT_MODIFY_STATE`: the access a FREEFRAME client's event handle must grant.
 pub const EVENT_MODIFY_STATE: u32 = 0x0002;

@@ -5,7 +5,7 @@ use core::ptr::NonNull;
 
 use ks_abi::ks::{eventf, KsEventData};
 use ks_abi::NtStatus;
-use ksalloc_core::platform::{FrameMemory, OutOfMemory};
+use ksalloc_core::platform::FrameMemory;
 use ksalloc_core::{Irql, Platform, RequestHandle, Requestor, SpinLock};
 
 use crate::nt;
@@ -268,9 +268,4 @@ impl Platform for Kernel {
             .map(|event| ClientEvent { event })
             .ok_or(NtStatus::INVALID_HANDLE)
     }
-}
-
-/// Maps a pool exhaustion to its status (for glue allocations outside the core).
-pub const fn no_memory(_: OutOfMemory) -> NtStatus {
-    NtStatus::INSUFFICIENT_RESOURCES
 }

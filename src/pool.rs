@@ -1,8 +1,8 @@
 //! Nonpaged pool: the one place the driver allocates kernel memory.
 //!
-//! `ExAllocatePool2` on Windows (it zeroes, and fails rather than bugchecks). Wine's
-//! ntoskrnl aborts the host on `ExAllocatePool2`, so the Linux cross-build swaps this one
-//! call for `ExAllocatePoolWithTag`; nothing else in the driver allocates.
+//! `nt::allocate_nonpaged` is `ExAllocatePool2` in the WDK build; Wine's ntoskrnl aborts
+//! the host on `ExAllocatePool2`, so the Linux cross-build's `nt` uses
+//! `ExAllocatePoolWithTag` there. Nothing else in the driver allocates.
 
 use core::ptr::NonNull;
 
@@ -13,10 +13,10 @@ pub const TAG: u32 = u32::from_le_bytes(*b"KsAl");
 
 /// Allocates `bytes` of nonpaged pool. IRQL <= DISPATCH_LEVEL.
 pub fn allocate(bytes: usize) -> Option<NonNull<u8>> {
-    // SAFETY: ExAllocatePool2 may be called at <= DISPATCH_LEVEL for nonpaged pool and
-    // returns null or a block of at least `bytes` bytes, 16-byte aligned (page aligned
-    // for a page or more).
-    let raw = unsafe { nt::ExAllocatePool2(nt::POOL_FLAG_NON_PAGED, bytes as _, TAG) };
+    // SAFETY: nonpaged pool may be allocated at <= DISPATCH_LEVEL; the result is null
+    // or a block of at least `bytes` bytes, 16-byte aligned (page aligned for a page
+    // or more).
+    let raw = unsafe { nt::allocate_nonpaged(bytes, TAG) };
     NonNull::new(raw.cast::<u8>())
 }
 
@@ -81,12 +81,6 @@ impl<T> PoolBox<T> {
     #[must_use]
     pub const unsafe fn from_raw(ptr: NonNull<T>) -> Self {
         Self { ptr }
-    }
-
-    /// The stable address of the value.
-    #[must_use]
-    pub const fn as_ptr(&self) -> *mut T {
-        self.ptr.as_ptr()
     }
 }
 
