@@ -133,7 +133,9 @@ impl<P: Platform> Allocator<P> {
         events
             .try_reserve_exact(MAX_CLIENT_EVENTS)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-        let internal_event = platform.new_event().ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+        let internal_event = platform
+            .new_event()
+            .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
         // Last, so no failure after it has anything to give back.
         let memory = platform
             .alloc_nonpaged(framing.total_bytes(), framing.align())

@@ -1,0 +1,112 @@
+//! `cargo xtask`: tasks that drive tools beyond cargo.
+//!
+//! `cargo xtask pe` cross-builds the driver images on Linux and checks them:
+//! the same glue as the WDK build, with kernel names from bindings over mingw-w64's DDK
+//! headers, built for `x86_64-pc-windows-msvc` with Debian's Rust (`rustc-web`, whose
+//! `rust-web-src` gives `-Zbuild-std` the library source) and linked by `lld-link-19`.
+//! Then each image must be a native-subsystem driver whose every import names an export
+//! of a kernel module.
+
+mod image;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// The target every driver image is built for.
+const TARGET: &str = "x86_64-pc-windows-msvc";
+/// Debian's toolchain directory (rustup's comes first on PATH otherwise).
+const DEBIAN_BIN: &str = "/usr/bin";
+
+/// A driver package built into a `.sys`.
+struct Driver {
+    package: &'static str,
+    library: &'static str,
+}
+
+const DRIVERS: &[Driver] = &[Driver {
+    package: "ksalloc",
+    library: "ksalloc",
+}];
+
+fn usage() -> ExitCode {
+    eprintln!("usage: cargo xtask pe        cross-build the driver images and check them");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["pe"] => match pe() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask pe: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => usage(),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn pe() -> Result<(), String> {
+    let root = workspace_root();
+    let target_dir = root.join("target/pe");
+    for driver in DRIVERS {
+        build(&root, &target_dir, driver)?;
+        let dll = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{}.dll", driver.library));
+        let sys = target_dir.join(format!("{}.sys", driver.library));
+        std::fs::copy(&dll, &sys)
+            .map_err(|e| format!("copy {} -> {}: {e}", dll.display(), sys.display()))?;
+        let report = image::check(&sys)?;
+        println!("{report}");
+    }
+    Ok(())
+}
+
+fn build(root: &Path, target_dir: &Path, driver: &Driver) -> Result<(), String> {
+    let path = format!("{DEBIAN_BIN}:{}", std::env::var("PATH").unwrap_or_default());
+    let link_args = [
+        "/DRIVER",
+        "/SUBSYSTEM:NATIVE",
+        "/ENTRY:DriverEntry",
+        "/NODEFAULTLIB",
+        "/RELEASE",
+    ]
+    .map(|a| format!("\"-Clink-arg={a}\""))
+    .join(",");
+    let status = Command::new(format!("{DEBIAN_BIN}/cargo"))
+        .current_dir(root)
+        .env("PATH", path)
+        // Debian's stable toolchain; build-std is unstable.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .args(["build", "--release", "-p", driver.package, "--features", "cross", "--target", TARGET])
+        .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(["--config", &format!("target.{TARGET}.linker=\"lld-link-19\"")])
+        .args(["--config", &format!("target.{TARGET}.rustflags=[{link_args}]")])
+        .status()
+        .map_err(|e| format!("cannot run {DEBIAN_BIN}/cargo (apt-get install rustc-web rust-web-src cargo-web lld-19 clang-19 libclang-19-dev mingw-w64): {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "building {} for {TARGET} failed ({status})",
+            driver.package
+        ))
+    }
+}
