@@ -78,12 +78,27 @@ impl ModelDriver {
     /// The core's create status.
     pub fn create(&self, parent: Option<&Handle>, name: &[u8]) -> Result<Handle, NtStatus> {
         assert_irql_at_most(Irql::Passive, "IRP_MJ_CREATE");
-        let object = KsObject::create(&self.kernel, parent.map(|p| &p.object), name)?;
+        crate::pool::in_driver(|| self.create_in_driver(parent, name))
+    }
+
+    fn create_in_driver(&self, parent: Option<&Handle>, name: &[u8]) -> Result<Handle, NtStatus> {
+        let parent_object = parent.map(|p| &p.object);
+        let object = KsObject::create(&self.kernel, parent_object, name)?;
+        // The Windows glue puts the object in a pool-allocated file-object context;
+        // when that allocation fails it gives back what create took (a pin instance),
+        // then fails the create. Model the same fault point.
+        if crate::pool::fault_point() {
+            object.close(parent_object);
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
         self.kernel.file_opened();
-        Ok(Arc::new(FileObject {
-            object,
-            parent: parent.cloned(),
-            kernel: self.kernel.clone(),
+        // The Arc stands in for the pool context the fault point above decided on.
+        Ok(crate::pool::host(|| {
+            Arc::new(FileObject {
+                object,
+                parent: parent.cloned(),
+                kernel: self.kernel.clone(),
+            })
         }))
     }
 

@@ -185,14 +185,16 @@ impl ModelKernel {
         self.0.live_irps.fetch_add(1, Ordering::AcqRel);
         self.0.irps_created.fetch_add(1, Ordering::Relaxed);
         let inner = Arc::clone(&self.0);
-        Irp::new(
-            mode,
-            input,
-            output_len,
-            Some(Box::new(move || {
-                inner.live_irps.fetch_sub(1, Ordering::AcqRel);
-            })),
-        )
+        crate::pool::host(|| {
+            Irp::new(
+                mode,
+                input,
+                output_len,
+                Some(Box::new(move || {
+                    inner.live_irps.fetch_sub(1, Ordering::AcqRel);
+                })),
+            )
+        })
     }
 
     /// Runs `f` on the bytes `[address, address + len)` of live pool memory: how
@@ -248,7 +250,7 @@ impl Platform for ModelKernel {
             self.pool().failures += 1;
             return None;
         }
-        Some(Arc::new(ModelEvent::notification()))
+        Some(crate::pool::host(|| Arc::new(ModelEvent::notification())))
     }
 
     fn set_event(&self, event: &Arc<ModelEvent>) {

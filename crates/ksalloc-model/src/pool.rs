@@ -15,12 +15,47 @@ thread_local! {
     /// Allocations left before the armed failure (0: disarmed).
     static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
     static FIRED: Cell<bool> = const { Cell::new(false) };
+    /// Count only allocations made inside [`in_driver`] (the client's own are not pool).
+    static DRIVER_ONLY: Cell<bool> = const { Cell::new(false) };
+    /// Depth of [`in_driver`] regions on this thread.
+    static IN_DRIVER: Cell<u32> = const { Cell::new(0) };
+    /// Depth of [`host`] regions: the model's own bookkeeping, never a fault point.
+    static HOST: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f` as the model's own bookkeeping (the Vec behind a pool block, an `Arc`
+/// standing in for a kernel object): its heap allocations are host memory and never
+/// consume the fault countdown, which belongs to the driver's allocations.
+pub(crate) fn host<R>(f: impl FnOnce() -> R) -> R {
+    HOST.with(|d| d.set(d.get() + 1));
+    let result = f();
+    HOST.with(|d| d.set(d.get() - 1));
+    result
 }
 
 /// Arms a failure of the `n`th pool allocation (1-based) on this thread from now on.
 pub fn fail_nth_allocation(n: u64) {
     COUNTDOWN.with(|c| c.set(n));
     FIRED.with(|f| f.set(false));
+    DRIVER_ONLY.with(|d| d.set(false));
+}
+
+/// Like [`fail_nth_allocation`], counting only the driver's allocations.
+///
+/// Only allocations inside [`in_driver`] count, so a test can drive creates through the
+/// client, whose own allocations are host memory, not the kernel's pool.
+pub fn fail_nth_driver_allocation(n: u64) {
+    fail_nth_allocation(n);
+    DRIVER_ONLY.with(|d| d.set(true));
+}
+
+/// Runs `f` as driver code: its allocations are pool allocations for
+/// [`fail_nth_driver_allocation`].
+pub fn in_driver<R>(f: impl FnOnce() -> R) -> R {
+    IN_DRIVER.with(|d| d.set(d.get() + 1));
+    let result = f();
+    IN_DRIVER.with(|d| d.set(d.get() - 1));
+    result
 }
 
 /// Disarms the countdown; returns whether the armed failure fired.
@@ -32,6 +67,13 @@ pub fn disarm() -> bool {
 /// Consumes one step of the countdown; `true` means "fail this allocation".
 pub(crate) fn fault_point() -> bool {
     // try_with: the global allocator may run while thread-locals are being torn down.
+    if HOST.try_with(Cell::get).unwrap_or(1) > 0 {
+        return false;
+    }
+    let driver_only = DRIVER_ONLY.try_with(Cell::get).unwrap_or(false);
+    if driver_only && IN_DRIVER.try_with(Cell::get).unwrap_or(0) == 0 {
+        return false;
+    }
     COUNTDOWN
         .try_with(|c| match c.get() {
             0 => false,
@@ -105,19 +147,21 @@ impl Pool {
             align.is_power_of_two(),
             "pool alignment must be a power of two"
         );
-        let mut storage = vec![0u8; bytes + align].into_boxed_slice();
-        let start = storage.as_mut_ptr() as usize;
-        let base = start.next_multiple_of(align);
-        self.allocations += 1;
-        self.live.insert(
-            base,
-            Block {
-                storage,
+        host(|| {
+            let mut storage = vec![0u8; bytes + align].into_boxed_slice();
+            let start = storage.as_mut_ptr() as usize;
+            let base = start.next_multiple_of(align);
+            self.allocations += 1;
+            self.live.insert(
                 base,
-                bytes,
-            },
-        );
-        ModelMemory { base, bytes }
+                Block {
+                    storage,
+                    base,
+                    bytes,
+                },
+            );
+            ModelMemory { base, bytes }
+        })
     }
 
     pub(crate) fn free(&mut self, memory: &ModelMemory) {
