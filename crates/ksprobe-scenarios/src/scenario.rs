@@ -1,0 +1,753 @@
+//! The scenarios, their names, their configuration, and how to run them.
+
+use alloc::vec::Vec;
+
+use ks_abi::ks::{allocator_flags, file_alignment, pool_type, KsAllocatorFraming};
+use ks_abi::NtStatus;
+
+use crate::client::ProbeClient;
+use crate::result::{Failure, Outcome, ScenarioResult, Text, Timings};
+use crate::rig::Rig;
+
+/// The scenarios, in the order [`run_all`] runs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScenarioId {
+    /// Open filter -> pin -> allocator; STATUS reports the framing and no frames out.
+    OpenChain,
+    /// FUNCTIONTABLE as a kernel requestor; one frame out and back through it.
+    FunctionTable,
+    /// N frames at DISPATCH_LEVEL: distinct, non-overlapping, aligned, writable across
+    /// their whole size, and still holding their contents when all are out.
+    AllocFreeDispatch,
+    /// With every frame out, AllocateFrame fails at once with
+    /// STATUS_INSUFFICIENT_RESOURCES; the pool refills when frames return.
+    ExhaustFailsFast,
+    /// ALLOC requests pend on an empty pool and complete oldest first, each with the
+    /// frame just returned (through FreeFrame and the FREE method).
+    PendingFifo,
+    /// FREEFRAME fires on FreeFrame and on the FREE method, not without a return, and
+    /// no longer after it is disabled.
+    FreeFrameEvent,
+    /// A cancelled pending ALLOC completes STATUS_CANCELLED and takes no frame.
+    CancelPending,
+    /// Closing the allocator with frames out cancels pending ALLOCs, fails further
+    /// AllocateFrame calls, keeps the frames usable, and FreeFrame through the
+    /// referenced file object still returns them (memory released after the last).
+    CloseWithFramesOut,
+    /// Latency of AllocateFrame + FreeFrame pairs at DISPATCH_LEVEL.
+    TimeAllocFree,
+}
+
+impl ScenarioId {
+    /// Every scenario, in run order.
+    pub const ALL: [Self; 9] = [
+        Self::OpenChain,
+        Self::FunctionTable,
+        Self::AllocFreeDispatch,
+        Self::ExhaustFailsFast,
+        Self::PendingFifo,
+        Self::FreeFrameEvent,
+        Self::CancelPending,
+        Self::CloseWithFramesOut,
+        Self::TimeAllocFree,
+    ];
+
+    /// The name used on the command line and in reports.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::OpenChain => "open_chain",
+            Self::FunctionTable => "function_table",
+            Self::AllocFreeDispatch => "alloc_free_dispatch",
+            Self::ExhaustFailsFast => "exhaust_fails_fast",
+            Self::PendingFifo => "pending_fifo",
+            Self::FreeFrameEvent => "free_frame_event",
+            Self::CancelPending => "cancel_pending",
+            Self::CloseWithFramesOut => "close_with_frames_out",
+            Self::TimeAllocFree => "time_alloc_free",
+        }
+    }
+
+    /// One line on what it checks.
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::OpenChain => "open filter -> pin -> allocator; STATUS shows the framing",
+            Self::FunctionTable => "FUNCTIONTABLE as a kernel requestor; a frame out and back",
+            Self::AllocFreeDispatch => {
+                "frames at DISPATCH_LEVEL are distinct, aligned and writable throughout"
+            }
+            Self::ExhaustFailsFast => {
+                "empty pool: AllocateFrame fails at once with STATUS_INSUFFICIENT_RESOURCES"
+            }
+            Self::PendingFifo => "pending ALLOCs complete oldest first as frames return",
+            Self::FreeFrameEvent => "FREEFRAME fires on each return, and not once disabled",
+            Self::CancelPending => "a cancelled pending ALLOC ends STATUS_CANCELLED",
+            Self::CloseWithFramesOut => {
+                "close with frames out: ALLOCs cancelled, frames still returnable"
+            }
+            Self::TimeAllocFree => "AllocateFrame + FreeFrame pair latency at DISPATCH_LEVEL",
+        }
+    }
+
+    /// The scenario called `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|id| id.name() == name)
+    }
+
+    /// Its position in [`Self::ALL`] (its bit in a selection mask).
+    #[must_use]
+    pub const fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// The scenario at `index` of [`Self::ALL`].
+    #[must_use]
+    pub fn from_index(index: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(index)).copied()
+    }
+
+    /// The selection mask of `ids` (bit [`Self::index`] set for each).
+    #[must_use]
+    pub fn mask_of(ids: &[Self]) -> u64 {
+        ids.iter().fold(0, |m, id| m | 1 << id.index())
+    }
+
+    /// The scenarios a mask selects, in run order; 0 selects all.
+    #[must_use]
+    pub fn from_mask(mask: u64) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|id| mask == 0 || mask & (1 << id.index()) != 0)
+            .collect()
+    }
+}
+
+/// What the scenarios use: the allocator's framing and the limits of their checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The framing each scenario creates its allocator with.
+    pub framing: KsAllocatorFraming,
+    /// Pin factory the allocator hangs off.
+    pub pin_id: u32,
+    /// Frames [`ScenarioId::AllocFreeDispatch`] takes (at most `framing.frames`).
+    pub frames_to_touch: u32,
+    /// Pairs [`ScenarioId::TimeAllocFree`] times.
+    pub timing_pairs: u32,
+    /// How long to wait for a request or event that should complete, in ms.
+    pub wait_ms: u32,
+    /// Slowest acceptable failing AllocateFrame on an empty pool, in ns.
+    pub fast_fail_ns: u64,
+}
+
+/// Limits [`Config::check`] enforces (the driver runs what the runner sends).
+pub mod limits {
+    /// Most frames per allocator.
+    pub const MAX_FRAMES: u32 = 4096;
+    /// Most bytes of frame memory per allocator.
+    pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
+    /// Most timed pairs.
+    pub const MAX_TIMING_PAIRS: u32 = 1_000_000;
+    /// Longest wait.
+    pub const MAX_WAIT_MS: u32 = 60_000;
+}
+
+impl Config {
+    /// 8 frames of 4 KiB, 64-byte aligned, nonpaged, on pin 0: what ksalloc's pins
+    /// ask for. 10,000 timed pairs, 1 s waits, 10 ms for a failing allocation.
+    pub const DEFAULT: Self = Self {
+        framing: KsAllocatorFraming {
+            options_flags: allocator_flags::REQUIREMENTF_SYSTEM_MEMORY,
+            pool_type: pool_type::NON_PAGED,
+            frames: 8,
+            frame_size: 4096,
+            file_alignment: file_alignment::B64,
+            reserved: 0,
+        },
+        pin_id: 0,
+        frames_to_touch: 8,
+        timing_pairs: 10_000,
+        wait_ms: 1000,
+        fast_fail_ns: 10_000_000,
+    };
+
+    /// Checks the configuration is one the scenarios can run within bounded time and
+    /// memory.
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub const fn check(&self) -> Result<(), &'static str> {
+        let f = &self.framing;
+        if f.frames == 0 || f.frames > limits::MAX_FRAMES {
+            return Err("framing: frames must be 1..=4096");
+        }
+        if f.frame_size == 0 {
+            return Err("framing: frame size must be at least 1");
+        }
+        if f.frames as u64 * f.frame_size as u64 > limits::MAX_TOTAL_BYTES {
+            return Err("framing: frames x frame size must be at most 64 MiB");
+        }
+        if f.file_alignment >= 4096 || (f.file_alignment + 1).count_ones() != 1 {
+            return Err("framing: alignment must be a FILE_*_ALIGNMENT below a page");
+        }
+        if self.timing_pairs == 0 || self.timing_pairs > limits::MAX_TIMING_PAIRS {
+            return Err("timing pairs must be 1..=1000000");
+        }
+        if self.wait_ms > limits::MAX_WAIT_MS {
+            return Err("wait must be at most 60000 ms");
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What a passing scenario adds to its result.
+#[derive(Default)]
+struct Extra {
+    timings: Option<Timings>,
+    note: Text,
+}
+
+type Checked = Result<Extra, Failure>;
+
+/// `Ok` if `holds`, else a failure with `reason` and two values.
+fn ensure(holds: bool, reason: &str, a: u64, b: u64) -> Result<(), Failure> {
+    if holds {
+        Ok(())
+    } else {
+        Err(Failure::new(reason).with_values(a, b))
+    }
+}
+
+/// Runs one scenario.
+pub fn run<C: ProbeClient>(client: &C, id: ScenarioId, config: &Config) -> ScenarioResult {
+    let start = client.now_ns();
+    let checked = match config.check() {
+        Err(rule) => Err(Failure::new(rule)),
+        Ok(()) => match id {
+            ScenarioId::OpenChain => open_chain(client, config),
+            ScenarioId::FunctionTable => function_table(client, config),
+            ScenarioId::AllocFreeDispatch => alloc_free_dispatch(client, config),
+            ScenarioId::ExhaustFailsFast => exhaust_fails_fast(client, config),
+            ScenarioId::PendingFifo => pending_fifo(client, config),
+            ScenarioId::FreeFrameEvent => free_frame_event(client, config),
+            ScenarioId::CancelPending => cancel_pending(client, config),
+            ScenarioId::CloseWithFramesOut => close_with_frames_out(client, config),
+            ScenarioId::TimeAllocFree => time_alloc_free(client, config),
+        },
+    };
+    let elapsed_ns = client.now_ns().saturating_sub(start);
+    let (outcome, extra) = match checked {
+        Ok(extra) => (Outcome::Pass, extra),
+        Err(failure) => (Outcome::Fail(failure), Extra::default()),
+    };
+    ScenarioResult {
+        id,
+        outcome,
+        elapsed_ns,
+        timings: extra.timings,
+        note: extra.note,
+    }
+}
+
+/// Runs `ids` in the order given.
+pub fn run_selected<C: ProbeClient>(
+    client: &C,
+    ids: &[ScenarioId],
+    config: &Config,
+) -> Vec<ScenarioResult> {
+    ids.iter().map(|&id| run(client, id, config)).collect()
+}
+
+/// Runs every scenario.
+pub fn run_all<C: ProbeClient>(client: &C, config: &Config) -> Vec<ScenarioResult> {
+    run_selected(client, &ScenarioId::ALL, config)
+}
+
+fn open_chain<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let rig = Rig::open(client, config)?;
+    let status = rig.status()?;
+    let (want, got) = (&config.framing, &status.framing);
+    ensure(
+        got.frames == want.frames,
+        "STATUS framing: Frames differs from the request (got, asked)",
+        got.frames.into(),
+        want.frames.into(),
+    )?;
+    ensure(
+        got.frame_size >= want.frame_size,
+        "STATUS framing: FrameSize below the request (got, asked)",
+        got.frame_size.into(),
+        want.frame_size.into(),
+    )?;
+    ensure(
+        status.allocated_frames == 0,
+        "a new allocator reports frames allocated (got, expected)",
+        status.allocated_frames.into(),
+        0,
+    )?;
+    Ok(Extra::default())
+}
+
+fn function_table<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    let frame = client
+        .at_dispatch(|| rig.table_alloc())
+        .map_err(|s| Failure::status("AllocateFrame through the table failed", s))?;
+    rig.expect_allocated(1, "STATUS after one AllocateFrame (got, expected)")?;
+    client.at_dispatch(|| rig.table_free(frame));
+    rig.expect_allocated(0, "STATUS after FreeFrame (got, expected)")?;
+    Ok(Extra::default())
+}
+
+/// Frames `a` and `b` of `len` bytes share a byte.
+const fn overlap(a: usize, b: usize, len: usize) -> bool {
+    a < b.saturating_add(len) && b < a.saturating_add(len)
+}
+
+#[allow(clippy::cast_possible_truncation)] // Patterns are frame indices mod 256.
+fn alloc_free_dispatch<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    let framing = *rig.framing();
+    let n = config.frames_to_touch.min(framing.frames) as usize;
+    let len = framing.frame_size as usize;
+    let mask = framing.file_alignment as usize;
+    let mut frames: Vec<usize> = Vec::with_capacity(n);
+    client.at_dispatch(|| -> Result<(), Failure> {
+        for i in 0..n {
+            let frame = rig.table_alloc().map_err(|s| {
+                Failure::status("AllocateFrame failed at DISPATCH_LEVEL (frame index)", s)
+                    .with_values(i as u64, 0)
+            })?;
+            ensure(
+                frame != 0,
+                "AllocateFrame returned NULL (frame index)",
+                i as u64,
+                0,
+            )?;
+            ensure(
+                frame & mask == 0,
+                "frame not aligned to FileAlignment + 1 (frame, alignment)",
+                frame as u64,
+                mask as u64 + 1,
+            )?;
+            if let Some(j) = frames.iter().position(|&f| f == frame) {
+                return Err(Failure::new("frame handed out twice (frame indices)")
+                    .with_values(j as u64, i as u64));
+            }
+            if let Some(&other) = frames.iter().find(|&&f| overlap(f, frame, len)) {
+                return Err(Failure::new("frames overlap (frame, other frame)")
+                    .with_values(frame as u64, other as u64));
+            }
+            ensure(
+                client.touch_frame(frame, len, i as u8),
+                "frame not writable across its whole size (frame, size)",
+                frame as u64,
+                len as u64,
+            )?;
+            frames.push(frame);
+        }
+        // All written: each still holds its own pattern, so no two share memory.
+        for (i, &frame) in frames.iter().enumerate() {
+            ensure(
+                client.verify_frame(frame, len, i as u8),
+                "frame contents changed while others were written (frame index, frame)",
+                i as u64,
+                frame as u64,
+            )?;
+        }
+        for &frame in &frames {
+            rig.table_free(frame);
+        }
+        Ok(())
+    })?;
+    rig.expect_allocated(0, "STATUS after every frame returned (got, expected)")?;
+    Ok(Extra::default())
+}
+
+/// Failing AllocateFrame calls timed on an empty pool.
+const FAST_FAIL_TRIES: usize = 100;
+
+fn exhaust_fails_fast<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    let frames = rig.fill_pool()?;
+    let total = u64::from(rig.framing().frames);
+    let mut samples = [0u64; FAST_FAIL_TRIES];
+    let mut unexpected = None;
+    client.at_dispatch(|| {
+        for sample in &mut samples {
+            let start = client.now_ns();
+            let got = rig.table_alloc();
+            *sample = client.now_ns().saturating_sub(start);
+            if got != Err(NtStatus::INSUFFICIENT_RESOURCES) {
+                unexpected = Some(got);
+                break;
+            }
+        }
+    });
+    match unexpected {
+        None => {}
+        Some(Ok(frame)) => {
+            return Err(Failure::new(
+                "AllocateFrame succeeded with every frame out (frame, Frames)",
+            )
+            .with_values(frame as u64, total))
+        }
+        Some(Err(status)) => {
+            return Err(Failure::status(
+                "empty pool: AllocateFrame failed with the wrong status",
+                status,
+            ))
+        }
+    }
+    let timings = Timings::from_samples(&mut samples);
+    let slowest = timings.map_or(0, |t| t.max_ns);
+    ensure(
+        slowest <= config.fast_fail_ns,
+        "empty pool: AllocateFrame did not fail fast (slowest ns, limit ns)",
+        slowest,
+        config.fast_fail_ns,
+    )?;
+    rig.expect_allocated(
+        rig.framing().frames,
+        "STATUS with every frame out (got, expected)",
+    )?;
+    // A returned frame is available again at once.
+    client.at_dispatch(|| rig.table_free(frames[0]));
+    let again = client.at_dispatch(|| rig.table_alloc());
+    ensure(
+        again.is_ok(),
+        "AllocateFrame failed after a frame was returned (frames out, Frames)",
+        total - 1,
+        total,
+    )?;
+    Ok(Extra {
+        timings,
+        note: Text::new("timings: failing AllocateFrame on an empty pool"),
+    })
+}
+
+/// ALLOC requests [`ScenarioId::PendingFifo`] queues.
+const FIFO_DEPTH: usize = 3;
+
+fn pending_fifo<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    let frames = rig.fill_pool()?;
+    let depth = FIFO_DEPTH.min(frames.len());
+    let mut requests = [0usize; FIFO_DEPTH];
+    for (i, slot) in requests.iter_mut().enumerate().take(depth) {
+        *slot = rig.pend()?;
+        if let Some(result) = rig.poll(*slot) {
+            return Err(match result {
+                Ok(_) => Failure::new("ALLOC completed with no frame free (request)"),
+                Err(s) => Failure::status("ALLOC on an empty pool failed instead of pending", s),
+            }
+            .with_values(i as u64, 0));
+        }
+    }
+    for (j, &frame) in frames.iter().enumerate().take(depth) {
+        // Alternate the two ways back: FreeFrame through the table, the FREE method.
+        if j % 2 == 0 {
+            client.at_dispatch(|| rig.table_free(frame));
+        } else {
+            rig.free_method(frame)
+                .map_err(|s| Failure::status("FREE method failed", s))?;
+        }
+        match rig.wait(requests[j], config.wait_ms) {
+            None => {
+                return Err(Failure::new(
+                    "oldest pending ALLOC not completed by a returned frame (request)",
+                )
+                .with_values(j as u64, 0))
+            }
+            Some(Err(s)) => {
+                return Err(Failure::status("pending ALLOC completed with an error", s)
+                    .with_values(j as u64, 0))
+            }
+            Some(Ok(got)) => ensure(
+                got == frame,
+                "pending ALLOC did not get the frame just returned (got, returned)",
+                got as u64,
+                frame as u64,
+            )?,
+        }
+        for (later, &request) in requests.iter().enumerate().take(depth).skip(j + 1) {
+            ensure(
+                rig.poll(request).is_none(),
+                "a younger ALLOC completed before an older one (younger, older)",
+                later as u64,
+                j as u64,
+            )?;
+        }
+    }
+    rig.expect_allocated(
+        rig.framing().frames,
+        "STATUS with every frame out or handed to a request (got, expected)",
+    )?;
+    Ok(Extra::default())
+}
+
+fn free_frame_event<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    rig.enable_event()?;
+    let alloc = |rig: &mut Rig<'_, C>| {
+        client
+            .at_dispatch(|| rig.table_alloc())
+            .map_err(|s| Failure::status("AllocateFrame failed", s))
+    };
+
+    let frame = alloc(&mut rig)?;
+    client.clear_event(rig.event()?);
+    ensure(
+        !client.wait_event(rig.event()?, 0),
+        "FREEFRAME signalled with no frame returned",
+        0,
+        0,
+    )?;
+    client.at_dispatch(|| rig.table_free(frame));
+    ensure(
+        client.wait_event(rig.event()?, config.wait_ms),
+        "FREEFRAME not signalled after FreeFrame (wait ms)",
+        config.wait_ms.into(),
+        0,
+    )?;
+
+    client.clear_event(rig.event()?);
+    let frame = alloc(&mut rig)?;
+    rig.free_method(frame)
+        .map_err(|s| Failure::status("FREE method failed", s))?;
+    ensure(
+        client.wait_event(rig.event()?, config.wait_ms),
+        "FREEFRAME not signalled after the FREE method (wait ms)",
+        config.wait_ms.into(),
+        0,
+    )?;
+
+    rig.disable_event()?;
+    client.clear_event(rig.event()?);
+    let frame = alloc(&mut rig)?;
+    client.at_dispatch(|| rig.table_free(frame));
+    ensure(
+        !client.wait_event(rig.event()?, 0),
+        "FREEFRAME still signalled after it was disabled",
+        0,
+        0,
+    )?;
+    Ok(Extra::default())
+}
+
+fn cancel_pending<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    let frames = rig.fill_pool()?;
+    let request = rig.pend()?;
+    ensure(
+        rig.poll(request).is_none(),
+        "ALLOC did not pend on an empty pool",
+        0,
+        0,
+    )?;
+    rig.cancel(request);
+    match rig.wait(request, config.wait_ms) {
+        None => {
+            return Err(Failure::new("cancelled ALLOC did not complete (wait ms)")
+                .with_values(config.wait_ms.into(), 0))
+        }
+        Some(Ok(frame)) => {
+            return Err(
+                Failure::new("cancelled ALLOC completed with a frame (frame)")
+                    .with_values(frame as u64, 0),
+            )
+        }
+        Some(Err(NtStatus::CANCELLED)) => {}
+        Some(Err(s)) => {
+            return Err(Failure::status(
+                "cancelled ALLOC completed with a status other than STATUS_CANCELLED",
+                s,
+            ))
+        }
+    }
+    // The cancelled request must not swallow the next returned frame.
+    client.at_dispatch(|| rig.table_free(frames[0]));
+    let out = rig.framing().frames - 1;
+    rig.expect_allocated(
+        out,
+        "a returned frame went to the cancelled request (got, expected)",
+    )?;
+    client
+        .at_dispatch(|| rig.table_alloc())
+        .map_err(|s| Failure::status("AllocateFrame failed after the cancel", s))?;
+    Ok(Extra::default())
+}
+
+#[allow(clippy::cast_possible_truncation)] // Patterns are frame indices mod 256.
+fn close_with_frames_out<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    rig.fill_pool()?;
+    let request = rig.pend()?;
+    ensure(
+        rig.poll(request).is_none(),
+        "ALLOC did not pend on an empty pool",
+        0,
+        0,
+    )?;
+    rig.close_allocator();
+    match rig.wait(request, config.wait_ms) {
+        Some(Err(NtStatus::CANCELLED)) => {}
+        None => return Err(Failure::new("close left the pending ALLOC pending")),
+        Some(Ok(frame)) => {
+            return Err(
+                Failure::new("pending ALLOC got a frame from a closed allocator (frame)")
+                    .with_values(frame as u64, 0),
+            )
+        }
+        Some(Err(s)) => {
+            return Err(Failure::status(
+                "close completed the pending ALLOC with a status other than STATUS_CANCELLED",
+                s,
+            ))
+        }
+    }
+    match client.at_dispatch(|| rig.table_alloc()) {
+        Err(NtStatus::INVALID_DEVICE_STATE) => {}
+        Ok(frame) => {
+            return Err(
+                Failure::new("AllocateFrame succeeded on a closed allocator (frame)")
+                    .with_values(frame as u64, 0),
+            )
+        }
+        Err(s) => {
+            return Err(Failure::status(
+                "AllocateFrame on a closed allocator: not STATUS_INVALID_DEVICE_STATE",
+                s,
+            ))
+        }
+    }
+    ensure(
+        rig.memory_released() != Some(true),
+        "frame memory released while frames are out",
+        rig.held().len() as u64,
+        0,
+    )?;
+    let len = rig.framing().frame_size as usize;
+    let held: Vec<usize> = rig.held().to_vec();
+    client.at_dispatch(|| -> Result<(), Failure> {
+        for (i, &frame) in held.iter().enumerate() {
+            ensure(
+                client.touch_frame(frame, len, i as u8),
+                "frame unusable after its allocator closed (frame index, frame)",
+                i as u64,
+                frame as u64,
+            )?;
+        }
+        for &frame in &held {
+            rig.table_free(frame);
+        }
+        Ok(())
+    })?;
+    let note = match rig.memory_released() {
+        Some(true) => Text::EMPTY,
+        Some(false) => {
+            return Err(Failure::new(
+                "frame memory not released after the last frame returned",
+            ))
+        }
+        None => Text::new("memory release after the last FreeFrame not observable here"),
+    };
+    Ok(Extra {
+        timings: None,
+        note,
+    })
+}
+
+/// Pairs timed per stretch at DISPATCH_LEVEL (bounded so the CPU drops back to
+/// PASSIVE_LEVEL regularly).
+const PAIRS_PER_RAISE: usize = 1000;
+
+fn time_alloc_free<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    let pairs = config.timing_pairs as usize;
+    // Allocated here, at PASSIVE_LEVEL: nothing allocates inside the timed stretches.
+    let mut samples: Vec<u64> = Vec::with_capacity(pairs);
+    let table = rig.table()?;
+    while samples.len() < pairs {
+        let stretch = PAIRS_PER_RAISE.min(pairs - samples.len());
+        client.at_dispatch(|| -> Result<(), Failure> {
+            for _ in 0..stretch {
+                let start = client.now_ns();
+                let frame = client.table_allocate(table).map_err(|s| {
+                    Failure::status("AllocateFrame failed while timing (pair)", s)
+                        .with_values(samples.len() as u64, 0)
+                })?;
+                client.table_free(table, frame);
+                samples.push(client.now_ns().saturating_sub(start));
+            }
+            Ok(())
+        })?;
+    }
+    rig.expect_allocated(0, "STATUS after the timed pairs (got, expected)")?;
+    Ok(Extra {
+        timings: Timings::from_samples(&mut samples),
+        note: Text::new("timings: one AllocateFrame + FreeFrame pair"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_indices_round_trip() {
+        for (i, id) in ScenarioId::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(id.index()), i);
+            assert_eq!(ScenarioId::from_index(id.index()), Some(id));
+            assert_eq!(ScenarioId::from_name(id.name()), Some(id));
+        }
+        assert_eq!(ScenarioId::from_name("nope"), None);
+        let some = [ScenarioId::PendingFifo, ScenarioId::OpenChain];
+        assert_eq!(
+            ScenarioId::from_mask(ScenarioId::mask_of(&some)),
+            [ScenarioId::OpenChain, ScenarioId::PendingFifo]
+        );
+        assert_eq!(ScenarioId::from_mask(0).len(), ScenarioId::ALL.len());
+    }
+
+    #[test]
+    fn config_limits() {
+        assert_eq!(Config::DEFAULT.check(), Ok(()));
+        let mut c = Config::DEFAULT;
+        c.framing.file_alignment = 5;
+        assert!(c.check().is_err());
+        c = Config::DEFAULT;
+        c.framing.frames = 4097;
+        assert!(c.check().is_err());
+        c = Config::DEFAULT;
+        c.framing.frame_size = 1 << 20;
+        c.framing.frames = 65;
+        assert!(c.check().is_err(), "65 MiB");
+        c = Config::DEFAULT;
+        c.timing_pairs = 0;
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn overlap_is_symmetric_and_exact() {
+        assert!(overlap(100, 100, 1));
+        assert!(overlap(100, 163, 64));
+        assert!(!overlap(100, 164, 64));
+        assert!(!overlap(164, 100, 64));
+    }
+}

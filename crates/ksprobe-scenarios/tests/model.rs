@@ -1,0 +1,608 @@
+//! ksprobe's scenarios on the model kernel and the real ksalloc-core: every scenario
+//! passes against the correct driver, each leaves no pool block, IRP or file object
+//! behind, and deliberately broken clients make the scenario that guards against their
+//! fault fail (so the scenarios can fail at all).
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
+use ks_abi::NtStatus;
+use ksalloc_model::{FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel};
+use ksprobe_scenarios::wire::{Request, Response};
+use ksprobe_scenarios::{frame, run, Config, Outcome, ProbeClient, ScenarioId, ScenarioResult};
+
+/// [`ProbeClient`] over the model's kernel-mode `KsClient`.
+struct ModelProbe {
+    client: KsClient,
+    kernel: ModelKernel,
+    epoch: Instant,
+}
+
+impl ModelProbe {
+    fn new() -> Self {
+        let kernel = ModelKernel::new();
+        Self {
+            client: KsClient::kernel(ModelDriver::new(kernel.clone())),
+            kernel,
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// The function table and the allocator's file object it keeps referenced.
+struct ModelTable {
+    table: FunctionTable,
+    file: Handle,
+}
+
+/// A notification event and the handle a `KSEVENTDATA` names it by.
+struct ModelProbeEvent {
+    event: Arc<ModelEvent>,
+    handle: usize,
+}
+
+const fn result(status: NtStatus) -> Result<(), NtStatus> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+impl ProbeClient for ModelProbe {
+    type Handle = Handle;
+    type Table = ModelTable;
+    type Pending = Irp;
+    type Event = ModelProbeEvent;
+
+    fn open_filter(&self) -> Result<Handle, NtStatus> {
+        self.client.open_filter()
+    }
+
+    fn create_pin(&self, filter: &Handle, pin_id: u32) -> Result<Handle, NtStatus> {
+        self.client.create_pin(filter, pin_id)
+    }
+
+    fn create_allocator(
+        &self,
+        pin: &Handle,
+        framing: &KsAllocatorFraming,
+    ) -> Result<Handle, NtStatus> {
+        self.client.create_allocator(pin, framing)
+    }
+
+    fn close(&self, handle: Handle) {
+        self.client.close(handle);
+    }
+
+    fn function_table(&self, allocator: &Handle) -> Result<ModelTable, NtStatus> {
+        Ok(ModelTable {
+            table: self.client.function_table(allocator)?,
+            file: Arc::clone(allocator),
+        })
+    }
+
+    fn table_allocate(&self, table: &ModelTable) -> Result<usize, NtStatus> {
+        table.table.allocate_at_dispatch()
+    }
+
+    fn table_free(&self, table: &ModelTable, frame: usize) {
+        table.table.free_at_dispatch(frame);
+    }
+
+    fn release_table(&self, table: ModelTable) {
+        drop(table);
+    }
+
+    fn memory_released(&self, table: &ModelTable) -> Option<bool> {
+        let allocator = table.file.object().as_allocator()?;
+        Some(allocator.snapshot().memory_released)
+    }
+
+    fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {
+        ksalloc_model::driver::at_dispatch(f)
+    }
+
+    fn status(&self, allocator: &Handle) -> Result<KsStreamAllocatorStatus, NtStatus> {
+        self.client.allocator_status(allocator)
+    }
+
+    fn alloc_pending(&self, allocator: &Handle) -> Result<Irp, NtStatus> {
+        Ok(self.client.alloc(allocator))
+    }
+
+    fn wait(&self, pending: &Irp, timeout_ms: u32) -> Option<Result<usize, NtStatus>> {
+        let done = pending.wait(Duration::from_millis(timeout_ms.into()))?;
+        Some(if done.status == NtStatus::SUCCESS {
+            pending.allocated_frame().ok_or(NtStatus::INVALID_PARAMETER)
+        } else {
+            Err(done.status)
+        })
+    }
+
+    fn cancel(&self, pending: &Irp) {
+        pending.cancel();
+    }
+
+    fn release_pending(&self, pending: Irp) {
+        drop(pending);
+    }
+
+    fn free_method(&self, allocator: &Handle, frame: usize) -> Result<(), NtStatus> {
+        result(self.client.free(allocator, frame))
+    }
+
+    fn create_event(&self) -> Result<ModelProbeEvent, NtStatus> {
+        let event = Arc::new(ModelEvent::notification());
+        let handle = self.kernel.event_handle(&event);
+        Ok(ModelProbeEvent { event, handle })
+    }
+
+    fn enable_free_frame(
+        &self,
+        allocator: &Handle,
+        event: &ModelProbeEvent,
+    ) -> Result<(), NtStatus> {
+        result(self.client.enable_free_frame(allocator, event.handle))
+    }
+
+    fn disable_free_frame(
+        &self,
+        allocator: &Handle,
+        event: &ModelProbeEvent,
+    ) -> Result<(), NtStatus> {
+        result(self.client.disable_free_frame(allocator, event.handle))
+    }
+
+    fn clear_event(&self, event: &ModelProbeEvent) {
+        event.event.clear();
+    }
+
+    fn wait_event(&self, event: &ModelProbeEvent, timeout_ms: u32) -> bool {
+        event.event.wait(Duration::from_millis(timeout_ms.into()))
+    }
+
+    fn destroy_event(&self, event: ModelProbeEvent) {
+        self.kernel.close_event_handle(event.handle);
+    }
+
+    fn touch_frame(&self, frame: usize, len: usize, pattern: u8) -> bool {
+        self.kernel
+            .with_bytes(frame, len, |b| frame::fill(b, pattern))
+    }
+
+    fn verify_frame(&self, frame: usize, len: usize, pattern: u8) -> bool {
+        self.kernel
+            .with_bytes(frame, len, |b| frame::verify(b, pattern))
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Runs one scenario on a fresh model kernel and checks it leaked nothing.
+fn run_on_model(id: ScenarioId, config: &Config) -> ScenarioResult {
+    let probe = ModelProbe::new();
+    let result = run(&probe, id, config);
+    probe.kernel.assert_no_leaks();
+    result
+}
+
+fn assert_passes(id: ScenarioId) {
+    let result = run_on_model(id, &Config::DEFAULT);
+    assert_eq!(result.outcome, Outcome::Pass, "{}: {result:?}", id.name());
+    assert_eq!(result.id, id);
+}
+
+macro_rules! passes {
+    ($($test:ident => $id:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                assert_passes(ScenarioId::$id);
+            }
+        )*
+    };
+}
+
+passes! {
+    open_chain_passes => OpenChain,
+    function_table_passes => FunctionTable,
+    alloc_free_dispatch_passes => AllocFreeDispatch,
+    exhaust_fails_fast_passes => ExhaustFailsFast,
+    pending_fifo_passes => PendingFifo,
+    free_frame_event_passes => FreeFrameEvent,
+    cancel_pending_passes => CancelPending,
+    close_with_frames_out_passes => CloseWithFramesOut,
+    time_alloc_free_passes => TimeAllocFree,
+}
+
+#[test]
+fn the_model_sees_the_memory_release_and_timings_are_reported() {
+    let close = run_on_model(ScenarioId::CloseWithFramesOut, &Config::DEFAULT);
+    assert!(close.passed());
+    assert!(
+        close.note.is_empty(),
+        "the model observes the release: {:?}",
+        close.note
+    );
+    let timed = run_on_model(ScenarioId::TimeAllocFree, &Config::DEFAULT);
+    let t = timed.timings.expect("timings");
+    assert_eq!(t.samples, Config::DEFAULT.timing_pairs);
+    assert!(t.min_ns <= t.median_ns && t.median_ns <= t.p99_ns && t.p99_ns <= t.max_ns);
+    let exhaust = run_on_model(ScenarioId::ExhaustFailsFast, &Config::DEFAULT);
+    assert_eq!(exhaust.timings.map(|t| t.samples), Some(100));
+}
+
+#[test]
+fn every_scenario_passes_on_one_kernel_one_after_another() {
+    // As ksprobe runs them: in order, on one driver; each cleans up after itself.
+    let probe = ModelProbe::new();
+    let results = ksprobe_scenarios::run_all(&probe, &Config::DEFAULT);
+    assert_eq!(results.len(), ScenarioId::ALL.len());
+    for r in &results {
+        assert!(r.passed(), "{}: {r:?}", r.name());
+    }
+    probe.kernel.assert_no_leaks();
+}
+
+#[test]
+fn other_framings_pass_too() {
+    let mut config = Config::DEFAULT;
+    config.framing.frames = 32;
+    config.framing.frame_size = 1000; // not a multiple of the alignment
+    config.framing.file_alignment = ks_abi::ks::file_alignment::B512;
+    config.frames_to_touch = 32;
+    config.timing_pairs = 2000;
+    let probe = ModelProbe::new();
+    for r in ksprobe_scenarios::run_all(&probe, &config) {
+        assert!(r.passed(), "{}: {r:?}", r.name());
+    }
+    config.framing.frames = 1; // the smallest pool: FIFO with one request
+    for r in ksprobe_scenarios::run_all(&probe, &config) {
+        assert!(r.passed(), "{} with one frame: {r:?}", r.name());
+    }
+    probe.kernel.assert_no_leaks();
+}
+
+#[test]
+fn the_driver_path_over_the_wire() {
+    // What ksprobe does with the runner's IOCTL: decode the request, run the selected
+    // scenarios, encode the response; what the runner does: decode it.
+    let mut request = Request::all();
+    request.selection = ScenarioId::mask_of(&[ScenarioId::PendingFifo, ScenarioId::OpenChain]);
+    request.config.timing_pairs = 10;
+    let decoded = Request::decode(&request.encode()).unwrap();
+    let probe = ModelProbe::new();
+    let results = ksprobe_scenarios::run_selected(&probe, &decoded.scenarios(), &decoded.config);
+    let response = Response {
+        status: NtStatus::SUCCESS,
+        results,
+    };
+    let back = Response::decode(&response.encode()).unwrap();
+    assert_eq!(back, response);
+    let names: Vec<&str> = back.results.iter().map(ScenarioResult::name).collect();
+    assert_eq!(names, ["open_chain", "pending_fifo"]);
+    assert!(back.results.iter().all(ScenarioResult::passed));
+    probe.kernel.assert_no_leaks();
+}
+
+#[test]
+fn a_bad_configuration_fails_every_scenario_without_touching_the_driver() {
+    let mut config = Config::DEFAULT;
+    config.framing.file_alignment = 6;
+    let probe = ModelProbe::new();
+    for r in ksprobe_scenarios::run_all(&probe, &config) {
+        let Outcome::Fail(f) = r.outcome else {
+            panic!("{} passed with a bad config", r.name())
+        };
+        assert!(f.reason.as_str().contains("alignment"), "{f:?}");
+    }
+    assert_eq!(probe.kernel.live_files(), 0);
+}
+
+#[test]
+fn a_failed_open_is_reported_with_its_status() {
+    // Pin factory 7 does not exist: the rig fails at the pin and closes the filter.
+    let mut config = Config::DEFAULT;
+    config.pin_id = 7;
+    let result = run_on_model(ScenarioId::OpenChain, &config);
+    let Outcome::Fail(f) = result.outcome else {
+        panic!("passed on a missing pin factory")
+    };
+    assert_eq!(f.reason.as_str(), "create pin failed");
+    assert!(f.status.is_some_and(NtStatus::is_error), "{f:?}");
+}
+
+// ---- deliberately broken clients ------------------------------------------------------
+
+/// What a [`Broken`] client gets wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Every second AllocateFrame hands out the previous frame again.
+    DuplicateFrame,
+    /// AllocateFrame returns the frame address plus one.
+    MisalignedFrame,
+    /// FreeFrame keeps the frame (returned for real only when the table is released,
+    /// so the model kernel ends clean).
+    FreeDoesNothing,
+    /// IoCancelIrp is never sent.
+    CancelDoesNothing,
+    /// Enabling FREEFRAME reports success without sending the IOCTL.
+    EventNeverEnabled,
+    /// A failing AllocateFrame first spins for 20 ms.
+    SlowFailure,
+}
+
+/// The model client with one [`Fault`].
+struct Broken {
+    inner: ModelProbe,
+    fault: Fault,
+    last: Cell<Option<usize>>,
+    repeat_next: Cell<bool>,
+    swallowed: RefCell<Vec<usize>>,
+}
+
+impl Broken {
+    fn new(fault: Fault) -> Self {
+        Self {
+            inner: ModelProbe::new(),
+            fault,
+            last: Cell::new(None),
+            repeat_next: Cell::new(false),
+            swallowed: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl ProbeClient for Broken {
+    type Handle = Handle;
+    type Table = ModelTable;
+    type Pending = Irp;
+    type Event = ModelProbeEvent;
+
+    fn open_filter(&self) -> Result<Handle, NtStatus> {
+        self.inner.open_filter()
+    }
+
+    fn create_pin(&self, filter: &Handle, pin_id: u32) -> Result<Handle, NtStatus> {
+        self.inner.create_pin(filter, pin_id)
+    }
+
+    fn create_allocator(
+        &self,
+        pin: &Handle,
+        framing: &KsAllocatorFraming,
+    ) -> Result<Handle, NtStatus> {
+        self.inner.create_allocator(pin, framing)
+    }
+
+    fn close(&self, handle: Handle) {
+        self.inner.close(handle);
+    }
+
+    fn function_table(&self, allocator: &Handle) -> Result<ModelTable, NtStatus> {
+        self.inner.function_table(allocator)
+    }
+
+    fn table_allocate(&self, table: &ModelTable) -> Result<usize, NtStatus> {
+        match self.fault {
+            Fault::DuplicateFrame => {
+                if let (true, Some(last)) = (self.repeat_next.get(), self.last.get()) {
+                    self.repeat_next.set(false);
+                    return Ok(last);
+                }
+                let frame = self.inner.table_allocate(table)?;
+                self.last.set(Some(frame));
+                self.repeat_next.set(true);
+                Ok(frame)
+            }
+            Fault::MisalignedFrame => self.inner.table_allocate(table).map(|f| f + 1),
+            Fault::SlowFailure => self.inner.table_allocate(table).inspect_err(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+            }),
+            _ => self.inner.table_allocate(table),
+        }
+    }
+
+    fn table_free(&self, table: &ModelTable, frame: usize) {
+        match self.fault {
+            Fault::FreeDoesNothing => self.swallowed.borrow_mut().push(frame),
+            Fault::MisalignedFrame => self.inner.table_free(table, frame - 1),
+            _ => self.inner.table_free(table, frame),
+        }
+    }
+
+    fn release_table(&self, table: ModelTable) {
+        // Scaffolding, not the fault: give the kept frames back for real so the
+        // model kernel can be checked for leaks afterwards.
+        for frame in self.swallowed.take() {
+            self.inner.table_free(&table, frame);
+        }
+        self.inner.release_table(table);
+    }
+
+    fn memory_released(&self, table: &ModelTable) -> Option<bool> {
+        self.inner.memory_released(table)
+    }
+
+    fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.inner.at_dispatch(f)
+    }
+
+    fn status(&self, allocator: &Handle) -> Result<KsStreamAllocatorStatus, NtStatus> {
+        self.inner.status(allocator)
+    }
+
+    fn alloc_pending(&self, allocator: &Handle) -> Result<Irp, NtStatus> {
+        self.inner.alloc_pending(allocator)
+    }
+
+    fn wait(&self, pending: &Irp, timeout_ms: u32) -> Option<Result<usize, NtStatus>> {
+        self.inner.wait(pending, timeout_ms)
+    }
+
+    fn cancel(&self, pending: &Irp) {
+        if self.fault != Fault::CancelDoesNothing {
+            self.inner.cancel(pending);
+        }
+    }
+
+    fn release_pending(&self, pending: Irp) {
+        self.inner.release_pending(pending);
+    }
+
+    fn free_method(&self, allocator: &Handle, frame: usize) -> Result<(), NtStatus> {
+        self.inner.free_method(allocator, frame)
+    }
+
+    fn create_event(&self) -> Result<ModelProbeEvent, NtStatus> {
+        self.inner.create_event()
+    }
+
+    fn enable_free_frame(
+        &self,
+        allocator: &Handle,
+        event: &ModelProbeEvent,
+    ) -> Result<(), NtStatus> {
+        if self.fault == Fault::EventNeverEnabled {
+            return Ok(());
+        }
+        self.inner.enable_free_frame(allocator, event)
+    }
+
+    fn disable_free_frame(
+        &self,
+        allocator: &Handle,
+        event: &ModelProbeEvent,
+    ) -> Result<(), NtStatus> {
+        if self.fault == Fault::EventNeverEnabled {
+            return Ok(());
+        }
+        self.inner.disable_free_frame(allocator, event)
+    }
+
+    fn clear_event(&self, event: &ModelProbeEvent) {
+        self.inner.clear_event(event);
+    }
+
+    fn wait_event(&self, event: &ModelProbeEvent, timeout_ms: u32) -> bool {
+        self.inner.wait_event(event, timeout_ms)
+    }
+
+    fn destroy_event(&self, event: ModelProbeEvent) {
+        self.inner.destroy_event(event);
+    }
+
+    fn touch_frame(&self, frame: usize, len: usize, pattern: u8) -> bool {
+        self.inner.touch_frame(frame, len, pattern)
+    }
+
+    fn verify_frame(&self, frame: usize, len: usize, pattern: u8) -> bool {
+        self.inner.verify_frame(frame, len, pattern)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.inner.now_ns()
+    }
+}
+
+/// Short waits: the broken cases wait for things that never happen.
+const fn quick_config() -> Config {
+    Config {
+        wait_ms: 100,
+        fast_fail_ns: 5_000_000,
+        ..Config::DEFAULT
+    }
+}
+
+/// Runs `id` with a client that has `fault`; returns the failure's reason and values,
+/// after checking the tear-down still left the model kernel clean.
+fn fails_with(fault: Fault, id: ScenarioId) -> (String, [u64; 2], Option<NtStatus>) {
+    let broken = Broken::new(fault);
+    let result = run(&broken, id, &quick_config());
+    broken.inner.kernel.assert_no_leaks();
+    match result.outcome {
+        Outcome::Pass => panic!("{} passed with {fault:?}", id.name()),
+        Outcome::Fail(f) => (f.reason.to_string(), f.values, f.status),
+    }
+}
+
+#[test]
+fn a_frame_handed_out_twice_fails_alloc_free_dispatch() {
+    let (reason, values, _) = fails_with(Fault::DuplicateFrame, ScenarioId::AllocFreeDispatch);
+    assert_eq!(reason, "frame handed out twice (frame indices)");
+    assert_eq!(values, [0, 1], "the second frame repeats the first");
+}
+
+#[test]
+fn a_misaligned_frame_fails_alloc_free_dispatch() {
+    let (reason, values, _) = fails_with(Fault::MisalignedFrame, ScenarioId::AllocFreeDispatch);
+    assert!(reason.starts_with("frame not aligned"), "{reason}");
+    assert_eq!(values[1], 64);
+}
+
+#[test]
+fn a_free_that_does_nothing_fails_the_scenarios_that_return_frames() {
+    let (reason, values, _) = fails_with(Fault::FreeDoesNothing, ScenarioId::FunctionTable);
+    assert_eq!(reason, "STATUS after FreeFrame (got, expected)");
+    assert_eq!(values, [1, 0]);
+    let (reason, _, _) = fails_with(Fault::FreeDoesNothing, ScenarioId::PendingFifo);
+    assert!(
+        reason.starts_with("oldest pending ALLOC not completed"),
+        "{reason}"
+    );
+    let (reason, _, _) = fails_with(Fault::FreeDoesNothing, ScenarioId::CloseWithFramesOut);
+    assert_eq!(
+        reason,
+        "frame memory not released after the last frame returned"
+    );
+}
+
+#[test]
+fn a_cancel_that_is_never_sent_fails_cancel_pending() {
+    let (reason, values, _) = fails_with(Fault::CancelDoesNothing, ScenarioId::CancelPending);
+    assert_eq!(reason, "cancelled ALLOC did not complete (wait ms)");
+    assert_eq!(values[0], 100);
+}
+
+#[test]
+fn an_event_never_enabled_fails_free_frame_event() {
+    let (reason, _, _) = fails_with(Fault::EventNeverEnabled, ScenarioId::FreeFrameEvent);
+    assert_eq!(reason, "FREEFRAME not signalled after FreeFrame (wait ms)");
+}
+
+#[test]
+fn a_slow_failure_fails_exhaust_fails_fast() {
+    let (reason, values, _) = fails_with(Fault::SlowFailure, ScenarioId::ExhaustFailsFast);
+    assert!(
+        reason.starts_with("empty pool: AllocateFrame did not fail fast"),
+        "{reason}"
+    );
+    assert!(
+        values[0] >= 20_000_000 && values[1] == 5_000_000,
+        "{values:?}"
+    );
+}
+
+#[test]
+fn broken_clients_leave_the_other_scenarios_clean() {
+    // Whatever fails, every scenario's tear-down still returns everything.
+    for fault in [
+        Fault::DuplicateFrame,
+        Fault::FreeDoesNothing,
+        Fault::CancelDoesNothing,
+        Fault::EventNeverEnabled,
+    ] {
+        let broken = Broken::new(fault);
+        let results = ksprobe_scenarios::run_all(&broken, &quick_config());
+        assert!(
+            results.iter().any(|r| !r.passed()),
+            "{fault:?}: nothing failed"
+        );
+        broken.inner.kernel.assert_no_leaks();
+    }
+}
