@@ -77,11 +77,11 @@ fn cross_build_steps() -> Result<(), Box<dyn std::error::Error>> {
              ReleaseRemoveLockAndWaitEx|ReleaseRemoveLockEx|SetDeviceInterfaceState|fCallDriver|\
              fCompleteRequest)|Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|InitializeEvent|ReleaseSpinLock|SetEvent)|\
              Ob(ReferenceObjectByHandle|fDereferenceObject|fReferenceObject)|Po(CallDriver|\
-             StartNextPowerIrp)|Rtl(FreeUnicodeString|InitUnicodeString)|MmGetSystemRoutineAddress",
+             StartNextPowerIrp)|Rtl(FreeUnicodeString|InitUnicodeString)|MmGetSystemRoutineAddress|Zw(Close|OpenKey|QueryValueKey)|Io(CreateSymbolicLink|DeleteSymbolicLink)",
         )
         .allowlist_type(
             "_?(DEVICE_OBJECT|DRIVER_OBJECT|FILE_OBJECT|GUID|IO_REMOVE_LOCK|IO_STACK_LOCATION|IRP|KEVENT|\
-             UNICODE_STRING|OBJECT_TYPE)|P(CUNICODE_STRING|DEVICE_OBJECT|DRIVER_CANCEL|IRP|VOID|OBJECT_TYPE)|\
+             UNICODE_STRING|OBJECT_TYPE|OBJECT_ATTRIBUTES)|P(CUNICODE_STRING|DEVICE_OBJECT|DRIVER_CANCEL|IRP|VOID|OBJECT_TYPE)|\
              BOOLEAN|CCHAR|HANDLE|KIRQL|KSPIN_LOCK|NTSTATUS",
         )
         .generate()

@@ -22,6 +22,26 @@ pub struct DeviceExtension {
     interface: nt::UNICODE_STRING,
 }
 
+impl DeviceExtension {
+    /// Initialises the extension of a device with no lower device (the test device of
+    /// `legacy`): only its remove lock is needed.
+    ///
+    /// # Safety
+    /// `device` was just created with a DeviceExtension-sized, zeroed extension.
+    pub unsafe fn init_legacy(device: nt::PDEVICE_OBJECT) {
+        // SAFETY: the caller's contract.
+        let ext = unsafe { extension(device) };
+        ext.lower = core::ptr::null_mut();
+        // SAFETY: initialises the remove lock in place.
+        unsafe {
+            nt::IoInitializeRemoveLockEx(&raw mut ext.remove_lock, TAG, 0, 0, REMOVE_LOCK_SIZE)
+        };
+    }
+}
+
+/// `sizeof(IO_REMOVE_LOCK)`, which the IoXxxRemoveLock macros pass.
+const REMOVE_LOCK_SIZE: u32 = core::mem::size_of::<nt::IO_REMOVE_LOCK>() as u32;
+
 /// The filter interface's reference string: `{9B365890-165F-11D0-A195-0020AFD156E4}`.
 static REFERENCE: [u16; 38] = {
     let ascii = KSNAME_FILTER.to_braced_ascii();
@@ -68,13 +88,7 @@ impl RemoveLockGuard {
         let tag: nt::PVOID = irp.cast();
         // SAFETY: an initialised remove lock; the size argument is what the macro passes.
         let status = unsafe {
-            nt::IoAcquireRemoveLockEx(
-                lock,
-                tag,
-                c"ksalloc".as_ptr(),
-                0,
-                core::mem::size_of::<nt::IO_REMOVE_LOCK>() as u32,
-            )
+            nt::IoAcquireRemoveLockEx(lock, tag, c"ksalloc".as_ptr(), 0, REMOVE_LOCK_SIZE)
         };
         (status == nt::STATUS_SUCCESS).then_some(Self { lock, tag })
     }
@@ -83,13 +97,7 @@ impl RemoveLockGuard {
 impl Drop for RemoveLockGuard {
     fn drop(&mut self) {
         // SAFETY: releases the acquisition this guard holds.
-        unsafe {
-            nt::IoReleaseRemoveLockEx(
-                self.lock,
-                self.tag,
-                core::mem::size_of::<nt::IO_REMOVE_LOCK>() as u32,
-            )
-        };
+        unsafe { nt::IoReleaseRemoveLockEx(self.lock, self.tag, REMOVE_LOCK_SIZE) };
     }
 }
 
@@ -100,7 +108,7 @@ impl Drop for RemoveLockGuard {
 #[unsafe(export_name = "DriverEntry")]
 pub unsafe extern "system" fn driver_entry(
     driver: &mut nt::DRIVER_OBJECT,
-    _registry_path: nt::PCUNICODE_STRING,
+    registry_path: nt::PCUNICODE_STRING,
 ) -> nt::NTSTATUS {
     driver.MajorFunction[nt::IRP_MJ_CREATE] = Some(dispatch_create);
     driver.MajorFunction[nt::IRP_MJ_CLEANUP] = Some(dispatch_cleanup);
@@ -112,11 +120,16 @@ pub unsafe extern "system" fn driver_entry(
     driver.DriverUnload = Some(driver_unload);
     // SAFETY: every driver object has a driver extension.
     unsafe { (*driver.DriverExtension).AddDevice = Some(add_device) };
-    nt::STATUS_SUCCESS
+    // SAFETY: DriverEntry's own arguments.
+    unsafe { crate::legacy::create_if_requested(driver, registry_path) }
 }
 
-/// `DriverUnload`: devices are gone by now (deleted at IRP_MN_REMOVE_DEVICE). PASSIVE_LEVEL.
-unsafe extern "C" fn driver_unload(_driver: *mut nt::DRIVER_OBJECT) {}
+/// `DriverUnload`: PnP devices are gone by now (deleted at IRP_MN_REMOVE_DEVICE); the
+/// test device, if any, goes here. PASSIVE_LEVEL.
+unsafe extern "C" fn driver_unload(driver: *mut nt::DRIVER_OBJECT) {
+    // SAFETY: unload: no IRP is in flight.
+    unsafe { crate::legacy::delete(driver) };
+}
 
 /// `AddDevice`. PASSIVE_LEVEL.
 ///
@@ -146,15 +159,7 @@ unsafe extern "C" fn add_device(
     // SAFETY: IoCreateDevice zeroed the extension; we own it until the device is live.
     let ext = unsafe { extension(fdo) };
     // SAFETY: initialises the remove lock in place, with the size the macro passes.
-    unsafe {
-        nt::IoInitializeRemoveLockEx(
-            &raw mut ext.remove_lock,
-            TAG,
-            0,
-            0,
-            core::mem::size_of::<nt::IO_REMOVE_LOCK>() as u32,
-        )
-    };
+    unsafe { nt::IoInitializeRemoveLockEx(&raw mut ext.remove_lock, TAG, 0, 0, REMOVE_LOCK_SIZE) };
     // SAFETY: fdo is ours and not yet initialised-done; pdo is the PnP manager's.
     ext.lower = unsafe { nt::IoAttachDeviceToDeviceStack(fdo, pdo) };
     if ext.lower.is_null() {
@@ -288,11 +293,7 @@ unsafe extern "C" fn dispatch_pnp(device: nt::PDEVICE_OBJECT, irp: nt::PIRP) -> 
             // ALLOC can remain (CLEANUP cancelled them).
             unsafe {
                 nt::IoSetDeviceInterfaceState(&raw mut ext.interface, 0);
-                nt::IoReleaseRemoveLockAndWaitEx(
-                    guard.lock,
-                    guard.tag,
-                    core::mem::size_of::<nt::IO_REMOVE_LOCK>() as u32,
-                );
+                nt::IoReleaseRemoveLockAndWaitEx(guard.lock, guard.tag, REMOVE_LOCK_SIZE);
             }
             core::mem::forget(guard);
             // SAFETY: as above; after IoDeleteDevice nothing touches `ext`.

@@ -219,15 +219,32 @@ pub unsafe extern "C" fn dispatch_device_control(
     match reply {
         Reply::Pending => nt::STATUS_PENDING,
         Reply::Complete {
-            status,
-            information,
+            mut status,
+            mut information,
         } => {
             // SAFETY: the stack location is still ours until we complete.
             let marked = unsafe { (*stack).Control } & nt::SL_PENDING_RETURNED != 0;
-            if status.is_error() || information > out_len {
-                // Nothing to copy back (and never more than the caller's buffer).
+            // SAFETY: reading our IRP's flags and system buffer before completion.
+            let (buffered, system) = unsafe {
+                (
+                    (*irp).Flags & nt::IRP_BUFFERED_IO != 0,
+                    (*irp).AssociatedIrp.SystemBuffer,
+                )
+            };
+            if buffered {
+                // A synchronous answer goes back now, in the requestor's context, under
+                // SEH; the I/O manager's buffered copy is only for a pended ALLOC.
                 // SAFETY: our IRP, before completion.
                 unsafe { (*irp).Flags &= !nt::IRP_INPUT_OPERATION };
+                if !status.is_error() && information > 0 && information <= out_len {
+                    // SAFETY: PASSIVE_LEVEL, requestor's context; the system buffer holds
+                    // out_len bytes.
+                    if let Err(fault) =
+                        unsafe { crate::seh::publish(user_buffer, system, information) }
+                    {
+                        (status, information) = (fault, 0);
+                    }
+                }
             }
             // SAFETY: live IRP, completed once here.
             unsafe { complete(irp, status, information) };

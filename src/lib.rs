@@ -14,6 +14,7 @@
 //! | `dispatch` | IRP_MJ_CREATE / CLEANUP / CLOSE / DEVICE_CONTROL into the core's KS dispatcher |
 //! | `table` | the two FUNCTIONTABLE routines |
 //! | `device` | DriverEntry, AddDevice, PnP, Power |
+//! | `legacy` | a named test device for hosts without PnP (Wine), opt-in by registry |
 //!
 //! On Linux (no `cfg(driver)`) the package is a plain library that re-exports the core,
 //! so `cargo build` and `cargo test` work on a fresh machine.
@@ -37,6 +38,8 @@ mod runtime;
 mod device;
 #[cfg(driver)]
 mod dispatch;
+#[cfg(driver)]
+mod legacy;
 #[cfg(driver)]
 mod nt;
 #[cfg(driver)]

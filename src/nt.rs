@@ -21,13 +21,13 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 pub use wdk_sys::{
     ntddk::{
         ExAllocatePool2, ExFreePoolWithTag, IoAcquireRemoveLockEx, IoAttachDeviceToDeviceStack,
-        IoCreateDevice, IoDeleteDevice, IoDetachDevice, IoForwardIrpSynchronously,
-        IoInitializeRemoveLockEx, IoRegisterDeviceInterface, IoReleaseCancelSpinLock,
-        IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IoSetDeviceInterfaceState,
-        IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc, KeGetCurrentIrql,
-        KeInitializeEvent, KeReleaseSpinLock, KeSetEvent, ObReferenceObjectByHandle,
-        ObfDereferenceObject, ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp,
-        RtlFreeUnicodeString,
+        IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoDetachDevice,
+        IoForwardIrpSynchronously, IoInitializeRemoveLockEx, IoRegisterDeviceInterface,
+        IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx,
+        IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
+        KeGetCurrentIrql, KeInitializeEvent, KeReleaseSpinLock, KeSetEvent,
+        ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, PoCallDriver,
+        PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose, ZwOpenKey, ZwQueryValueKey,
     },
     CCHAR, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP,
     KEVENT, KSPIN_LOCK, NTSTATUS, PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_CANCEL, PIRP,
@@ -74,15 +74,16 @@ mod mingw {
 #[cfg(nt_source = "mingw")]
 pub use mingw::{
     ExAllocatePoolWithTag, ExFreePoolWithTag, IoAcquireRemoveLockEx, IoAttachDeviceToDeviceStack,
-    IoCreateDevice, IoDeleteDevice, IoDetachDevice, IoForwardIrpSynchronously,
-    IoInitializeRemoveLockEx, IoRegisterDeviceInterface, IoReleaseCancelSpinLock,
-    IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx, IoSetDeviceInterfaceState, IofCallDriver,
-    IofCompleteRequest, KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeInitializeEvent,
-    KeReleaseSpinLock, KeSetEvent, MmGetSystemRoutineAddress, ObReferenceObjectByHandle,
-    ObfDereferenceObject, ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp,
-    RtlFreeUnicodeString, CCHAR, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK,
-    IO_STACK_LOCATION, IRP, KEVENT, KSPIN_LOCK, NTSTATUS, PCUNICODE_STRING, PDEVICE_OBJECT,
-    PDRIVER_CANCEL, PIRP, POBJECT_TYPE, PVOID, UNICODE_STRING,
+    IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoDetachDevice,
+    IoForwardIrpSynchronously, IoInitializeRemoveLockEx, IoRegisterDeviceInterface,
+    IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx,
+    IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
+    KeBugCheckEx, KeInitializeEvent, KeReleaseSpinLock, KeSetEvent, MmGetSystemRoutineAddress,
+    ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, PoCallDriver,
+    PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose, ZwOpenKey, ZwQueryValueKey, CCHAR,
+    DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP, KEVENT,
+    KSPIN_LOCK, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_CANCEL,
+    PIRP, POBJECT_TYPE, PVOID, UNICODE_STRING,
 };
 
 /// `KeGetCurrentIrql`: on x64 an inline `mov rax, cr8` in the WDK's headers, so mingw's
@@ -200,6 +201,16 @@ pub const STATUS_NO_SUCH_DEVICE: NTSTATUS = 0xC000_000E_u32 as NTSTATUS;
 pub const STATUS_DELETE_PENDING: NTSTATUS = 0xC000_0056_u32 as NTSTATUS;
 /// `FILE_DEVICE_KS`.
 pub const FILE_DEVICE_KS: u32 = ks_abi::ioctl::FILE_DEVICE_KS;
+/// `OBJ_CASE_INSENSITIVE`.
+pub const OBJ_CASE_INSENSITIVE: u32 = 0x0000_0040;
+/// `OBJ_KERNEL_HANDLE`.
+pub const OBJ_KERNEL_HANDLE: u32 = 0x0000_0200;
+/// `KEY_READ`.
+pub const KEY_READ: u32 = 0x0002_0019;
+/// `REG_DWORD`.
+pub const REG_DWORD: u32 = 4;
+/// `KeyValuePartialInformation` (`KEY_VALUE_INFORMATION_CLASS`).
+pub const KEY_VALUE_PARTIAL_INFORMATION_CLASS: i32 = 2;
 /// `IO_NO_INCREMENT`.
 pub const IO_NO_INCREMENT: CCHAR = 0;
 

@@ -3,9 +3,8 @@
  * requestor's METHOD_NEITHER buffers.
  *
  * Rust cannot catch an access violation, so the one place the driver touches a user
- * address is here: ProbeForRead (which raises on a bad range) and the copy, inside
- * __try. Results go back through the IRP's system buffer, which the I/O manager copies
- * out in the requestor's context. No includes, so it builds with MSVC in the eWDK and with clang
+ * address is here: ProbeForRead/ProbeForWrite (which raise on a bad range) and the
+ * copy, inside __try. No includes, so it builds with MSVC in the eWDK and with clang
  * against mingw-w64 in the Linux cross-build alike. The copy loop is in its own
  * noinline function: clang only protects faults raised inside calls made from a
  * __try body (or with -fasync-exceptions), so the loads and stores must not be inlined
@@ -15,6 +14,7 @@
 typedef unsigned long long ksalloc_size;
 
 __declspec(dllimport) void ProbeForRead(const volatile void *Address, ksalloc_size Length, unsigned long Alignment);
+__declspec(dllimport) void ProbeForWrite(volatile void *Address, ksalloc_size Length, unsigned long Alignment);
 
 #define KSALLOC_EXCEPTION_EXECUTE_HANDLER 1
 
@@ -33,6 +33,19 @@ long ksalloc_capture_from_user(void *kernel_dst, const void *user_src, ksalloc_s
     __try {
         ProbeForRead(user_src, len, align);
         ksalloc_copy((volatile unsigned char *)kernel_dst, (const volatile unsigned char *)user_src, len);
+    } __except (KSALLOC_EXCEPTION_EXECUTE_HANDLER) {
+        return _exception_code();
+    }
+    return 0;
+}
+
+/* Copies len bytes from a kernel buffer out to a user address. Returns 0 or the
+ * exception code. */
+long ksalloc_publish_to_user(void *user_dst, const void *kernel_src, ksalloc_size len, unsigned long align)
+{
+    __try {
+        ProbeForWrite(user_dst, len, align);
+        ksalloc_copy((volatile unsigned char *)user_dst, (const volatile unsigned char *)kernel_src, len);
     } __except (KSALLOC_EXCEPTION_EXECUTE_HANDLER) {
         return _exception_code();
     }

@@ -18,6 +18,34 @@ unsafe extern "C" {
         len: u64,
         align: u32,
     ) -> i32;
+    fn ksalloc_publish_to_user(
+        user_dst: *mut c_void,
+        kernel_src: *const c_void,
+        len: u64,
+        align: u32,
+    ) -> i32;
+}
+
+/// Copies `len` bytes of `kernel` out to the user address `user` under SEH.
+///
+/// # Errors
+/// The exception a bad address raised.
+///
+/// # Safety
+/// PASSIVE_LEVEL in the requestor's context; `kernel` holds `len` readable bytes.
+pub unsafe fn publish(
+    user: *mut c_void,
+    kernel: *const c_void,
+    len: usize,
+) -> Result<(), NtStatus> {
+    // SAFETY: the C unit probes `user` and catches any fault writing it; `kernel` is
+    // readable per the contract.
+    let status = unsafe { ksalloc_publish_to_user(user, kernel, len as u64, 1) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(NtStatus(status))
+    }
 }
 
 /// Largest request or data buffer a user-mode requestor may send (KS requests here are

@@ -1,0 +1,136 @@
+//! A named device for hosts without Plug and Play (Wine's winedevice.exe).
+//!
+//! On Windows the PnP manager calls AddDevice for the root-enumerated device the INF
+//! installs. A test host that only starts the service (`sc start`) never does, so the
+//! filter would have no device to open. When the service key carries the DWORD value
+//! `TestDevice` = 1 (set by the Wine test, never by the INF), DriverEntry also creates
+//! `\Device\ksalloc` with the link `\DosDevices\ksalloc`, serving the same KS dispatch.
+//! It has no lower device and sees no PnP or power IRPs; DriverUnload deletes it.
+
+use crate::device::DeviceExtension;
+use crate::nt;
+
+const fn wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = ascii[i] as u16;
+        i += 1;
+    }
+    out
+}
+
+static VALUE_NAME: [u16; 10] = wide(b"TestDevice");
+static DEVICE_NAME: [u16; 15] = wide(b"\\Device\\ksalloc");
+static LINK_NAME: [u16; 19] = wide(b"\\DosDevices\\ksalloc");
+
+fn counted(text: &'static [u16]) -> nt::UNICODE_STRING {
+    let bytes = u16::try_from(text.len() * 2).unwrap_or(u16::MAX);
+    nt::UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: text.as_ptr().cast_mut(),
+    }
+}
+
+/// Whether the service key asks for the test device. PASSIVE_LEVEL.
+///
+/// # Safety
+/// `registry_path` is DriverEntry's service key path.
+unsafe fn requested(registry_path: nt::PCUNICODE_STRING) -> bool {
+    let mut attributes = nt::OBJECT_ATTRIBUTES {
+        Length: core::mem::size_of::<nt::OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: core::ptr::null_mut(),
+        ObjectName: registry_path.cast_mut(),
+        Attributes: nt::OBJ_CASE_INSENSITIVE | nt::OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: core::ptr::null_mut(),
+        SecurityQualityOfService: core::ptr::null_mut(),
+    };
+    let mut key: nt::HANDLE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; a kernel handle to our own service key, closed below.
+    if unsafe { nt::ZwOpenKey(&raw mut key, nt::KEY_READ, &raw mut attributes) }
+        != nt::STATUS_SUCCESS
+    {
+        return false;
+    }
+    let mut name = counted(&VALUE_NAME);
+    // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, then a DWORD of data.
+    let mut info = [0u32; 4];
+    let mut returned = 0u32;
+    // SAFETY: `info` is a buffer of the size we pass; `key` is open.
+    let status = unsafe {
+        nt::ZwQueryValueKey(
+            key,
+            &raw mut name,
+            nt::KEY_VALUE_PARTIAL_INFORMATION_CLASS as _,
+            info.as_mut_ptr().cast(),
+            core::mem::size_of_val(&info) as u32,
+            &raw mut returned,
+        )
+    };
+    // SAFETY: closes the handle ZwOpenKey gave us.
+    unsafe { nt::ZwClose(key) };
+    status == nt::STATUS_SUCCESS && info[1] == nt::REG_DWORD && info[2] == 4 && info[3] != 0
+}
+
+/// Creates the test device if the service key asks for it. PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called from DriverEntry with its arguments.
+pub unsafe fn create_if_requested(
+    driver: &mut nt::DRIVER_OBJECT,
+    registry_path: nt::PCUNICODE_STRING,
+) -> nt::NTSTATUS {
+    // SAFETY: DriverEntry's registry path.
+    if !unsafe { requested(registry_path) } {
+        return nt::STATUS_SUCCESS;
+    }
+    let mut device_name = counted(&DEVICE_NAME);
+    let mut device: nt::PDEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; a named FILE_DEVICE_KS device with secure open.
+    let status = unsafe {
+        nt::IoCreateDevice(
+            driver,
+            core::mem::size_of::<DeviceExtension>() as u32,
+            &raw mut device_name,
+            nt::FILE_DEVICE_KS,
+            nt::FILE_DEVICE_SECURE_OPEN,
+            0,
+            &raw mut device,
+        )
+    };
+    if status != nt::STATUS_SUCCESS {
+        return status;
+    }
+    // SAFETY: a fresh device whose zeroed extension is ours to initialise.
+    unsafe { DeviceExtension::init_legacy(device) };
+    let mut link = counted(&LINK_NAME);
+    // SAFETY: PASSIVE_LEVEL; both names are counted strings.
+    let status = unsafe { nt::IoCreateSymbolicLink(&raw mut link, &raw mut device_name) };
+    if status != nt::STATUS_SUCCESS {
+        // SAFETY: nothing references the device yet.
+        unsafe { nt::IoDeleteDevice(device) };
+        return status;
+    }
+    // SAFETY: our device; it may receive IRPs from here on.
+    unsafe { (*device).Flags &= !nt::DO_DEVICE_INITIALIZING };
+    nt::STATUS_SUCCESS
+}
+
+/// Deletes the test device, if any (DriverUnload). PASSIVE_LEVEL.
+///
+/// # Safety
+/// Called from DriverUnload: no IRP is in flight.
+pub unsafe fn delete(driver: *mut nt::DRIVER_OBJECT) {
+    // SAFETY: the driver's device list; PnP devices are gone by unload, so any device
+    // left is the test device.
+    let device = unsafe { (*driver).DeviceObject };
+    if device.is_null() {
+        return;
+    }
+    let mut link = counted(&LINK_NAME);
+    // SAFETY: the link and device we created.
+    unsafe { nt::IoDeleteSymbolicLink(&raw mut link) };
+    // SAFETY: as above.
+    unsafe { nt::IoDeleteDevice(device) };
+}
