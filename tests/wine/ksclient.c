@@ -109,8 +109,8 @@ int main(void)
      * copies a caller's buffers into the driver host before the driver runs, so the bad
      * pointer is refused on the client side and never reaches the driver: only "an
      * error, and the driver is still serving" is checked here. */
-    NTSTATUS wild = ioctl(filter, IOCTL_KS_PROPERTY, (void *)0x10, 24, buf, 4, NULL);
-    check("filter: request from an unmapped address is an error", (wild & 0xC0000000u) == 0xC0000000u ? 0 : wild, 0);
+    NTSTATUS unmapped = ioctl(filter, IOCTL_KS_PROPERTY, (void *)0x10, 24, buf, 4, NULL);
+    check("filter: request from an unmapped address is an error", (unmapped & 0xC0000000u) == 0xC0000000u ? 0 : unmapped, 0);
     check("filter: still serving after it", property(filter, &PROPSETID_PIN, 1, 1, NULL, 0, &value, 4, NULL), 0);
 
     unsigned char connect[136] = {0};
