@@ -85,6 +85,15 @@ impl Snapshot {
     }
 }
 
+/// Why [`Allocator::take_frame`] found no frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taken {
+    /// The free list is empty.
+    Empty,
+    /// The allocator is closed.
+    Closed,
+}
+
 struct Shared<P: Platform> {
     queue: PendingQueue<P::Request>,
     events: Vec<P::ClientEvent>,
@@ -197,24 +206,49 @@ impl<P: Platform> Allocator<P> {
     /// waiting for the next one); `STATUS_INVALID_DEVICE_STATE` after close.
     pub fn table_allocate(&self) -> Result<usize, NtStatus> {
         self.platform.check_irql(Irql::Dispatch);
-        let Some(out) = self.rundown.try_acquire() else {
-            return Err(NtStatus::INVALID_DEVICE_STATE);
-        };
         // SeqCst: part of the pending handshake (module docs).
-        let popped = if self.pending_len.load(Ordering::SeqCst) == 0 {
-            self.list.pop()
+        let taken = if self.pending_len.load(Ordering::SeqCst) == 0 {
+            self.take_frame()
         } else {
-            None
+            Err(Taken::Empty)
         };
-        if let Some(index) = popped {
-            self.stats.bump(Counter::Allocation);
-            self.stats.saw_outstanding(out);
-            Ok(self.address(index))
-        } else {
-            self.release_reference();
-            self.stats.bump(Counter::FailedAllocation);
-            Err(NtStatus::INSUFFICIENT_RESOURCES)
+        match taken {
+            Ok((index, out)) => {
+                self.stats.bump(Counter::Allocation);
+                self.stats.saw_outstanding(out);
+                Ok(self.address(index))
+            }
+            Err(Taken::Closed) => Err(NtStatus::INVALID_DEVICE_STATE),
+            Err(Taken::Empty) => {
+                self.stats.bump(Counter::FailedAllocation);
+                Err(NtStatus::INSUFFICIENT_RESOURCES)
+            }
         }
+    }
+
+    /// Pops a frame, then takes its rundown reference: in that order, so the count of
+    /// frames out never includes an attempt that finds the list empty.
+    fn take_frame(&self) -> Result<(u32, u32), Taken> {
+        let Some(index) = self.list.pop() else {
+            return Err(if self.rundown.is_closed() {
+                Taken::Closed
+            } else {
+                Taken::Empty
+            });
+        };
+        if let Some(out) = self.rundown.try_acquire() {
+            return Ok((index, out));
+        }
+        // Closed between the pop and the reference: the frame goes back unused.
+        self.put_back(index);
+        Err(Taken::Closed)
+    }
+
+    /// Returns a frame popped by [`Self::take_frame`] that was never handed out.
+    fn put_back(&self, index: u32) {
+        let claimed = self.list.claim(index);
+        debug_assert!(claimed.is_ok(), "a frame we popped is ours to return");
+        self.list.push(index);
     }
 
     /// Returns a frame (`FreeFrame` of the table, or the FREE method): to the oldest
@@ -261,17 +295,17 @@ impl<P: Platform> Allocator<P> {
     /// [`AllocOutcome::Pended`]).
     pub fn method_alloc(&self, request: &P::Request) -> AllocOutcome {
         self.platform.check_irql(Irql::Dispatch);
-        let Some(out) = self.rundown.try_acquire() else {
-            return AllocOutcome::Failed(NtStatus::INVALID_DEVICE_STATE);
-        };
         if self.pending_len.load(Ordering::SeqCst) == 0 {
-            if let Some(index) = self.list.pop() {
-                self.stats.bump(Counter::Allocation);
-                self.stats.saw_outstanding(out);
-                return AllocOutcome::Ready(self.address(index));
+            match self.take_frame() {
+                Ok((index, out)) => {
+                    self.stats.bump(Counter::Allocation);
+                    self.stats.saw_outstanding(out);
+                    return AllocOutcome::Ready(self.address(index));
+                }
+                Err(Taken::Closed) => return AllocOutcome::Failed(NtStatus::INVALID_DEVICE_STATE),
+                Err(Taken::Empty) => {}
             }
         }
-        self.release_reference();
         let queued = self.shared.with(|shared| {
             if self.rundown.is_closed() {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
@@ -487,18 +521,12 @@ impl<P: Platform> Allocator<P> {
                 if shared.queue.is_empty() {
                     return None;
                 }
-                let out = self.rundown.try_acquire()?;
-                let Some(index) = self.list.pop() else {
-                    self.release_reference();
-                    return None;
-                };
+                let (index, out) = self.take_frame().ok()?;
                 if let Some(request) = self.take_oldest_any(shared) {
                     return Some((request, index, out));
                 }
                 // Every queued request is being cancelled: put the frame back.
-                let claimed = self.list.claim(index);
-                debug_assert!(claimed.is_ok(), "a frame we popped is ours to return");
-                self.list.push(index);
+                self.put_back(index);
                 self.release_reference();
                 None
             });

@@ -727,6 +727,11 @@ fn table_alloc_free_pend_and_cancel_race_on_real_threads() {
         "every frame handed out came back"
     );
     assert_eq!(snap.counters.rejected_frees, 0);
+    assert!(
+        snap.counters.peak_outstanding <= u64::from(FRAMES),
+        "failed attempts must not count as frames out: {}",
+        snap.counters.peak_outstanding
+    );
     alloc.close();
     kernel.assert_no_leaks();
 }

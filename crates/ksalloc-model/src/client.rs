@@ -272,6 +272,18 @@ impl KsClient {
         }
     }
 
+    /// A property SET of `value`: the completion status.
+    #[must_use]
+    pub fn set(&self, file: &Handle, set: &Guid, id: u32, extra: &[u8], value: &[u8]) -> NtStatus {
+        let irp = self.ioctl(
+            file,
+            IOCTL_KS_PROPERTY,
+            &request(set, id, property_type::SET, extra),
+            value,
+        );
+        status_of(&irp)
+    }
+
     /// KSPROPERTY_STREAMALLOCATOR_STATUS.
     ///
     /// # Errors
