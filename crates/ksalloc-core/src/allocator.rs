@@ -281,8 +281,10 @@ impl<P: Platform> Allocator<P> {
                 return Ok(());
             }
         }
-        self.list.push(index);
+        // The frame stops counting as out before anyone can pop it again, so the count
+        // never exceeds the frames really out.
         self.release_reference();
+        self.list.push(index);
         // SeqCst: after our push, the load that closes the handshake.
         if self.pending_len.load(Ordering::SeqCst) != 0 {
             self.service_pending();
@@ -525,9 +527,10 @@ impl<P: Platform> Allocator<P> {
                 if let Some(request) = self.take_oldest_any(shared) {
                     return Some((request, index, out));
                 }
-                // Every queued request is being cancelled: put the frame back.
-                self.put_back(index);
+                // Every queued request is being cancelled: put the frame back (its
+                // reference first, as in `free`).
                 self.release_reference();
+                self.put_back(index);
                 None
             });
             let Some((request, index, out)) = handed else {
