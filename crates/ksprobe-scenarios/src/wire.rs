@@ -43,8 +43,9 @@ use alloc::vec::Vec;
 use ks_abi::ks::KsAllocatorFraming;
 use ks_abi::NtStatus;
 
+use crate::client::ProbeClient;
 use crate::result::{Failure, Outcome, ScenarioResult, Text, Timings, TEXT_CAPACITY};
-use crate::scenario::{Config, ScenarioId};
+use crate::scenario::{run_selected, Config, ScenarioId};
 
 /// `FILE_DEVICE_*` type of ksprobe's control device (vendor range 0x8000-0xFFFF).
 pub const FILE_DEVICE_KSPROBE: u32 = 0x8B5A;
@@ -419,6 +420,56 @@ impl Response {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { status, results })
+    }
+}
+
+/// The driver's side of [`IOCTL_KSPROBE_RUN`].
+///
+/// METHOD_BUFFERED hands over one system buffer holding the request (`input_len`
+/// bytes) that the response overwrites (`output_len` bytes). `open` makes the client
+/// for the request (finding the filter, or using the request's path) or says why it
+/// cannot.
+///
+/// Returns the IRP's status and `Information`:
+/// - a malformed request: its [`WireError::status`], 0;
+/// - an output buffer shorter than [`response_len`] of the selection:
+///   `STATUS_BUFFER_TOO_SMALL`, 0 (checked before anything runs);
+/// - otherwise `STATUS_SUCCESS` and the response length; a client that could not be
+///   made shows as the response's own status with no results.
+pub fn serve<C: ProbeClient>(
+    buffer: &mut [u8],
+    input_len: usize,
+    output_len: usize,
+    open: impl FnOnce(&Request) -> Result<C, NtStatus>,
+) -> (NtStatus, usize) {
+    let Some(input) = buffer.get(..input_len) else {
+        return (NtStatus::INVALID_PARAMETER, 0);
+    };
+    // Decoding copies everything out of the buffer the response will overwrite.
+    let request = match Request::decode(input) {
+        Ok(request) => request,
+        Err(error) => return (error.status(), 0),
+    };
+    let ids = request.scenarios();
+    let Some(output) = buffer
+        .get_mut(..output_len)
+        .filter(|out| out.len() >= response_len(ids.len()))
+    else {
+        return (NtStatus::BUFFER_TOO_SMALL, 0);
+    };
+    let response = match open(&request) {
+        Ok(client) => Response {
+            status: NtStatus::SUCCESS,
+            results: run_selected(&client, &ids, &request.config),
+        },
+        Err(status) => Response {
+            status,
+            results: Vec::new(),
+        },
+    };
+    match response.encode_into(output) {
+        Ok(written) => (NtStatus::SUCCESS, written),
+        Err(error) => (error.status(), 0),
     }
 }
 

@@ -606,3 +606,70 @@ fn broken_clients_leave_the_other_scenarios_clean() {
         broken.inner.kernel.assert_no_leaks();
     }
 }
+
+// ---- the driver's IOCTL handler, on the model ------------------------------------------
+
+/// A METHOD_BUFFERED system buffer holding `request`, `output_len` long at least.
+fn system_buffer(request: &[u8], output_len: usize) -> Vec<u8> {
+    let mut buffer = request.to_vec();
+    buffer.resize(request.len().max(output_len), 0);
+    buffer
+}
+
+#[test]
+fn serve_runs_the_selection_in_one_buffer() {
+    use ksprobe_scenarios::wire::{response_len, serve};
+    let mut request = Request::all();
+    request.selection = ScenarioId::mask_of(&[ScenarioId::CancelPending]);
+    let bytes = request.encode();
+    // A response shorter than the request: METHOD_BUFFERED's buffer is the longer one.
+    let out_len = response_len(1);
+    let mut buffer = system_buffer(&bytes, out_len);
+    let probe = ModelProbe::new();
+    let kernel = probe.kernel.clone();
+    let (status, information) = serve(&mut buffer, bytes.len(), out_len, |r| {
+        assert_eq!(r, &request);
+        Ok(probe)
+    });
+    assert_eq!((status, information), (NtStatus::SUCCESS, out_len));
+    let response = Response::decode(&buffer[..information]).unwrap();
+    assert_eq!(response.status, NtStatus::SUCCESS);
+    assert_eq!(response.results.len(), 1);
+    assert!(response.results[0].passed(), "{:?}", response.results[0]);
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn serve_refuses_bad_requests_and_short_buffers_before_running() {
+    use ksprobe_scenarios::wire::{response_len, serve};
+    let bytes = Request::all().encode();
+    let never = |_: &Request| -> Result<ModelProbe, NtStatus> { panic!("must not run") };
+    let mut garbage = vec![0u8; 4096];
+    assert_eq!(
+        serve(&mut garbage, 64, 4096, never),
+        (NtStatus::INVALID_PARAMETER, 0),
+        "wrong magic"
+    );
+    let mut short = system_buffer(&bytes, 0);
+    assert_eq!(
+        serve(&mut short, bytes.len() - 1, 4096, never),
+        (NtStatus::BUFFER_TOO_SMALL, 0),
+        "truncated request"
+    );
+    let needed = response_len(ScenarioId::ALL.len());
+    let mut buffer = system_buffer(&bytes, needed);
+    assert_eq!(
+        serve(&mut buffer, bytes.len(), needed - 1, never),
+        (NtStatus::BUFFER_TOO_SMALL, 0),
+        "output too short for every scenario"
+    );
+    // No client: a response that says why, with no results.
+    let mut buffer = system_buffer(&bytes, needed);
+    let (status, information) = serve(&mut buffer, bytes.len(), needed, |_| {
+        Err::<ModelProbe, _>(NtStatus::OBJECT_NAME_NOT_FOUND)
+    });
+    assert_eq!(status, NtStatus::SUCCESS);
+    let response = Response::decode(&buffer[..information]).unwrap();
+    assert_eq!(response.status, NtStatus::OBJECT_NAME_NOT_FOUND);
+    assert!(response.results.is_empty());
+}

@@ -1,0 +1,42 @@
+//! ksprobe: the companion kernel test driver of ksalloc (WDM).
+//!
+//! ksprobe creates the control device `\Device\ksprobe` (link `\DosDevices\ksprobe`,
+//! SYSTEM and Administrators only). When its user-mode runner (`ksprobe-run`) sends
+//! `IOCTL_KSPROBE_RUN`, it runs the scenarios of `ksprobe-scenarios` from kernel mode
+//! against the installed ksalloc filter, as a kernel-mode KS client: it opens the filter
+//! with `ZwCreateFile`, creates pins and allocators relative to it, sends
+//! IOCTL_KS_PROPERTY / METHOD / ENABLE_EVENT with `IoBuildDeviceIoControlRequest`, takes
+//! the function table and calls it at DISPATCH_LEVEL, and returns the results through
+//! the METHOD_BUFFERED IOCTL.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `nt` | every kernel name ksprobe uses, and the WDK's inline helpers |
+//! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
+//! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
+//! | `runtime` | the cross-build's stand-ins for wdk-alloc and wdk-panic |
+//!
+//! Without the `wdk` or `cross` feature (every Linux host build) the package is an
+//! empty library: the scenarios themselves are proven on the model by
+//! `cargo test -p ksprobe-scenarios`. None of the driver has run on Windows yet.
+#![cfg_attr(driver, no_std)]
+
+#[cfg(driver)]
+extern crate alloc;
+
+#[cfg(nt_source = "wdk")]
+extern crate wdk_panic;
+
+#[cfg(nt_source = "wdk")]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
+
+#[cfg(nt_source = "mingw")]
+mod runtime;
+
+#[cfg(driver)]
+mod client;
+#[cfg(driver)]
+mod driver;
+#[cfg(driver)]
+mod nt;
