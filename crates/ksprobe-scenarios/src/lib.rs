@@ -21,6 +21,7 @@ extern crate alloc;
 
 pub mod client;
 pub mod frame;
+pub mod ks;
 pub mod path;
 pub mod result;
 pub mod rig;

@@ -673,3 +673,78 @@ fn serve_refuses_bad_requests_and_short_buffers_before_running() {
     assert_eq!(response.status, NtStatus::OBJECT_NAME_NOT_FOUND);
     assert!(response.results.is_empty());
 }
+
+// ---- the kernel client's bytes, on the model driver ------------------------------------
+
+#[test]
+fn the_kernel_clients_bytes_create_and_drive_ksalloc_objects() {
+    use ks_abi::guid::{
+        KSEVENTSETID_STREAM_ALLOCATOR, KSNAME_ALLOCATOR, KSNAME_PIN, KSPROPSETID_STREAM_ALLOCATOR,
+    };
+    use ks_abi::ioctl::{IOCTL_KS_ENABLE_EVENT, IOCTL_KS_PROPERTY};
+    use ks_abi::ks::{event_type, property_type, stream_allocator};
+    use ksprobe_scenarios::ks;
+
+    let kernel = ModelKernel::new();
+    let driver = ModelDriver::new(kernel.clone());
+    let client = KsClient::kernel(driver.clone());
+    let filter = client.open_filter().unwrap();
+    // Exactly the create names ksprobe's ZwCreateFile sends (relative, no leading `\`).
+    let pin_name = ks::child_create_name(&KSNAME_PIN, &ks::connect_bytes(0));
+    assert_eq!(pin_name.len(), 38 + 1 + ks::CONNECT_SIZE / 2);
+    let pin = driver
+        .create(Some(&filter), &ks::utf16_bytes(&pin_name))
+        .expect("ksalloc accepts ksprobe's pin create name");
+    let framing = Config::DEFAULT.framing;
+    let allocator_name = ks::child_create_name(&KSNAME_ALLOCATOR, &ks::framing_bytes(&framing));
+    let allocator = driver
+        .create(Some(&pin), &ks::utf16_bytes(&allocator_name))
+        .expect("ksalloc accepts ksprobe's allocator create name");
+    // The request identifier and the STATUS parser.
+    let status_request = ks::identifier(
+        &KSPROPSETID_STREAM_ALLOCATOR,
+        stream_allocator::PROPERTY_STATUS,
+        property_type::GET,
+    );
+    assert_eq!(
+        status_request.to_vec(),
+        ksalloc_model::client::request(
+            &KSPROPSETID_STREAM_ALLOCATOR,
+            stream_allocator::PROPERTY_STATUS,
+            property_type::GET,
+            &[]
+        )
+    );
+    let irp = client.ioctl(&allocator, IOCTL_KS_PROPERTY, &status_request, &[0; 32]);
+    let raw: [u8; 32] = irp.output().try_into().unwrap();
+    let status = ks::parse_status(&raw);
+    assert_eq!(status, client.allocator_status(&allocator).unwrap());
+    assert_eq!(status.framing, framing);
+    // The KSEVENTDATA ksprobe enables FREEFRAME with.
+    let event = Arc::new(ModelEvent::notification());
+    let handle = kernel.event_handle(&event);
+    let enable = ks::identifier(
+        &KSEVENTSETID_STREAM_ALLOCATOR,
+        stream_allocator::EVENT_FREEFRAME,
+        event_type::ENABLE,
+    );
+    let enabled = client.ioctl(
+        &allocator,
+        IOCTL_KS_ENABLE_EVENT,
+        &enable,
+        &ks::event_handle_data(handle),
+    );
+    assert_eq!(
+        enabled.completion().map(|c| c.status),
+        Some(NtStatus::SUCCESS)
+    );
+    assert_eq!(
+        client.disable_free_frame(&allocator, handle),
+        NtStatus::SUCCESS
+    );
+    kernel.close_event_handle(handle);
+    client.close(allocator);
+    client.close(pin);
+    client.close(filter);
+    kernel.assert_no_leaks();
+}

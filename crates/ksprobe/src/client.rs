@@ -3,8 +3,8 @@
 //! - Handles: `ZwCreateFile` with `OBJ_KERNEL_HANDLE` (the run IOCTL arrives in the
 //!   runner's process; kernel handles keep that process out of it). The filter is
 //!   opened by its interface path; pins and allocators relative to their parent handle
-//!   with the KS create names `\{GUID}\<parameters>`, exactly the bytes
-//!   `KsCreatePin` / `KsCreateAllocator` send.
+//!   with the KS create names `{GUID}\<parameters>` (`ksprobe_scenarios::ks`, whose
+//!   bytes the model tests feed to ksalloc's parser).
 //! - Requests: `IoBuildDeviceIoControlRequest` (RequestorMode = KernelMode, buffers
 //!   used in place, as KS expects from a kernel requestor) with the target file object
 //!   set in the next stack location, sent with `IoCallDriver` to the device behind the
@@ -22,89 +22,22 @@ use core::ffi::c_void;
 use core::ptr::null_mut;
 
 use ks_abi::guid::{
-    KSCATEGORY_DATATRANSFORM, KSDATAFORMAT_SPECIFIER_NONE, KSDATAFORMAT_SUBTYPE_NONE,
-    KSDATAFORMAT_TYPE_STREAM, KSEVENTSETID_STREAM_ALLOCATOR, KSINTERFACESETID_STANDARD,
-    KSMEDIUMSETID_STANDARD, KSMETHODSETID_STREAM_ALLOCATOR, KSNAME_ALLOCATOR, KSNAME_FILTER,
-    KSNAME_PIN, KSPROPSETID_STREAM_ALLOCATOR,
+    KSCATEGORY_DATATRANSFORM, KSEVENTSETID_STREAM_ALLOCATOR, KSMETHODSETID_STREAM_ALLOCATOR,
+    KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN, KSPROPSETID_STREAM_ALLOCATOR,
 };
 use ks_abi::ioctl::{
     IOCTL_KS_DISABLE_EVENT, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_PROPERTY,
 };
 use ks_abi::ks::{
-    event_type, eventf, method_type, property_type, stream_allocator, KsAllocatorFraming,
-    KsStreamAllocatorStatus, PfnAllocatorAllocateFrame, PfnAllocatorFreeFrame, KSPRIORITY_NORMAL,
+    event_type, method_type, property_type, stream_allocator, KsAllocatorFraming,
+    KsStreamAllocatorStatus, PfnAllocatorAllocateFrame, PfnAllocatorFreeFrame,
 };
 use ks_abi::{Guid, NtStatus};
 use ksprobe_scenarios::path::{filter_candidates, is_ksalloc_driver, to_nt_path};
 use ksprobe_scenarios::wire::Request;
-use ksprobe_scenarios::{frame, ProbeClient};
+use ksprobe_scenarios::{frame, ks, ProbeClient};
 
 use crate::nt;
-
-// ---- byte layouts of the KS requests (offsets: ks-abi's layout tests) -----------------
-
-/// `KSIDENTIFIER` (a KSPROPERTY / KSMETHOD / KSEVENT): 24 bytes.
-fn identifier(set: &Guid, id: u32, flags: u32) -> [u8; 24] {
-    let mut out = [0u8; 24];
-    out[..16].copy_from_slice(&set.to_bytes());
-    out[16..20].copy_from_slice(&id.to_le_bytes());
-    out[20..].copy_from_slice(&flags.to_le_bytes());
-    out
-}
-
-/// `KSALLOCATOR_FRAMING`: 24 bytes.
-fn framing_bytes(f: &KsAllocatorFraming) -> [u8; 24] {
-    let mut out = [0u8; 24];
-    let fields = [
-        f.options_flags,
-        f.pool_type,
-        f.frames,
-        f.frame_size,
-        f.file_alignment,
-        f.reserved,
-    ];
-    for (i, v) in fields.into_iter().enumerate() {
-        out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
-/// `KSPIN_CONNECT` (72 bytes: standard interface and medium, the pin id, no peer pin,
-/// normal priority) followed by `KSDATAFORMAT` (64 bytes: an unformatted byte stream,
-/// ksalloc's one data range).
-fn connect_bytes(pin_id: u32) -> [u8; 136] {
-    let mut out = [0u8; 136];
-    out[..24].copy_from_slice(&identifier(&KSINTERFACESETID_STANDARD, 0, 0));
-    out[24..48].copy_from_slice(&identifier(&KSMEDIUMSETID_STANDARD, 0, 0));
-    out[48..52].copy_from_slice(&pin_id.to_le_bytes());
-    // 52..56 reserved, 56..64 PinToHandle = NULL.
-    out[64..68].copy_from_slice(&KSPRIORITY_NORMAL.to_le_bytes());
-    out[68..72].copy_from_slice(&1u32.to_le_bytes());
-    // KSDATAFORMAT: FormatSize, Flags, SampleSize, Reserved, MajorFormat, SubFormat,
-    // Specifier.
-    out[72..76].copy_from_slice(&64u32.to_le_bytes());
-    out[88..104].copy_from_slice(&KSDATAFORMAT_TYPE_STREAM.to_bytes());
-    out[104..120].copy_from_slice(&KSDATAFORMAT_SUBTYPE_NONE.to_bytes());
-    out[120..136].copy_from_slice(&KSDATAFORMAT_SPECIFIER_NONE.to_bytes());
-    out
-}
-
-/// The UTF-16 create name `\{GUID}` followed, for child objects, by `\` and the raw
-/// parameter bytes (two bytes per UTF-16 unit, as KS carries them).
-fn create_name(class: &Guid, params: &[u8]) -> Vec<u16> {
-    let mut name = Vec::with_capacity(40 + params.len() / 2);
-    name.push(u16::from(b'\\'));
-    name.extend(class.to_braced_ascii().iter().map(|&c| u16::from(c)));
-    if !params.is_empty() {
-        name.push(u16::from(b'\\'));
-        name.extend(
-            params
-                .chunks(2)
-                .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])),
-        );
-    }
-    name
-}
 
 // ---- the client -----------------------------------------------------------------------
 
@@ -276,7 +209,8 @@ impl KernelClient {
         // wait: the stack stays resident).
         unsafe { nt::KeInitializeEvent(&raw mut event, nt::NOTIFICATION_EVENT, 0) };
         let mut status_block = iosb();
-        // SAFETY: see `send`.
+        // SAFETY: PASSIVE_LEVEL; the event and status block are locals waited on below,
+        // before they go out of scope; the buffers are borrowed for this whole call.
         let irp = unsafe {
             build(
                 object,
@@ -310,7 +244,7 @@ impl KernelClient {
 
     /// A property GET into `N` bytes.
     fn get<const N: usize>(object: &Object, set: &Guid, id: u32) -> Result<[u8; N], NtStatus> {
-        let mut request = identifier(set, id, property_type::GET);
+        let mut request = ks::identifier(set, id, property_type::GET);
         let mut data = [0u8; N];
         match Self::ioctl(object, IOCTL_KS_PROPERTY, &mut request, &mut data) {
             (NtStatus::SUCCESS, n) if n == N => Ok(data),
@@ -532,7 +466,7 @@ impl ProbeClient for KernelClient {
     }
 
     fn create_pin(&self, filter: &Object, pin_id: u32) -> Result<Object, NtStatus> {
-        let name = create_name(&KSNAME_PIN, &connect_bytes(pin_id));
+        let name = ks::child_create_name(&KSNAME_PIN, &ks::connect_bytes(pin_id));
         Self::open(filter.handle, &name, nt::GENERIC_READ | nt::GENERIC_WRITE)
     }
 
@@ -542,7 +476,7 @@ impl ProbeClient for KernelClient {
         framing: &KsAllocatorFraming,
     ) -> Result<Object, NtStatus> {
         // KsCreateAllocator asks for GENERIC_READ.
-        let name = create_name(&KSNAME_ALLOCATOR, &framing_bytes(framing));
+        let name = ks::child_create_name(&KSNAME_ALLOCATOR, &ks::framing_bytes(framing));
         Self::open(pin.handle, &name, nt::GENERIC_READ)
     }
 
@@ -614,24 +548,12 @@ impl ProbeClient for KernelClient {
     }
 
     fn status(&self, allocator: &Object) -> Result<KsStreamAllocatorStatus, NtStatus> {
-        let b: [u8; 32] = Self::get(
+        let bytes: [u8; 32] = Self::get(
             allocator,
             &KSPROPSETID_STREAM_ALLOCATOR,
             stream_allocator::PROPERTY_STATUS,
         )?;
-        let u = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        Ok(KsStreamAllocatorStatus {
-            framing: KsAllocatorFraming {
-                options_flags: u(0),
-                pool_type: u(4),
-                frames: u(8),
-                frame_size: u(12),
-                file_alignment: u(16),
-                reserved: u(20),
-            },
-            allocated_frames: u(24),
-            reserved: u(28),
-        })
+        Ok(ks::parse_status(&bytes))
     }
 
     fn alloc_pending(&self, allocator: &Object) -> Result<Pending, NtStatus> {
@@ -639,7 +561,7 @@ impl ProbeClient for KernelClient {
             // SAFETY: KEVENT is plain data, initialised right below.
             event: unsafe { core::mem::zeroed() },
             iosb: iosb(),
-            method: identifier(
+            method: ks::identifier(
                 &KSMETHODSETID_STREAM_ALLOCATOR,
                 stream_allocator::METHOD_ALLOC,
                 method_type::WRITE,
@@ -731,7 +653,7 @@ impl ProbeClient for KernelClient {
     }
 
     fn free_method(&self, allocator: &Object, frame: usize) -> Result<(), NtStatus> {
-        let mut method = identifier(
+        let mut method = ks::identifier(
             &KSMETHODSETID_STREAM_ALLOCATOR,
             stream_allocator::METHOD_FREE,
             method_type::READ,
@@ -781,9 +703,7 @@ impl ProbeClient for KernelClient {
         }
         // KSEVENTDATA { NotificationType = KSEVENTF_EVENT_HANDLE, EventHandle.Event }.
         // A kernel requestor's handle is looked up in the kernel handle table.
-        let mut data = [0u8; 32];
-        data[..4].copy_from_slice(&eventf::EVENT_HANDLE.to_le_bytes());
-        data[8..16].copy_from_slice(&(handle as usize).to_le_bytes());
+        let data = ks::event_handle_data(handle as usize);
         Ok(Event {
             handle,
             object: object.cast(),
@@ -792,7 +712,7 @@ impl ProbeClient for KernelClient {
     }
 
     fn enable_free_frame(&self, allocator: &Object, event: &Event) -> Result<(), NtStatus> {
-        let mut request = identifier(
+        let mut request = ks::identifier(
             &KSEVENTSETID_STREAM_ALLOCATOR,
             stream_allocator::EVENT_FREEFRAME,
             event_type::ENABLE,
