@@ -72,11 +72,16 @@ unsafe impl Send for KernelEvent {}
 // SAFETY: as above.
 unsafe impl Sync for KernelEvent {}
 
-/// A referenced `KEVENT` a client named for FREEFRAME.
+/// A `KEVENT` a client named for FREEFRAME.
 ///
-/// Invariant: `event` carries one object reference, dropped in `Drop`.
+/// Invariant: with `referenced`, `event` carries one object reference (taken through
+/// the client's handle), dropped in `Drop`. Without it, `event` is a kernel client's own
+/// KEVENT (KSEVENTF_EVENT_OBJECT): often a bare structure in its pool with no object
+/// header, so it must never be referenced or dereferenced; the KS contract makes the
+/// client keep it alive until it disables the event.
 pub struct ClientEvent {
     event: NonNull<nt::KEVENT>,
+    referenced: bool,
 }
 
 // SAFETY: a referenced dispatcher object may be signalled from any thread.
@@ -86,16 +91,23 @@ unsafe impl Sync for ClientEvent {}
 
 impl Clone for ClientEvent {
     fn clone(&self) -> Self {
-        // SAFETY: we hold a reference, so the object is live; the clone takes its own.
-        unsafe { nt::ObReferenceObject(self.event.as_ptr().cast()) };
-        Self { event: self.event }
+        if self.referenced {
+            // SAFETY: we hold a reference, so the object is live; the clone takes its own.
+            unsafe { nt::ObReferenceObject(self.event.as_ptr().cast()) };
+        }
+        Self {
+            event: self.event,
+            referenced: self.referenced,
+        }
     }
 }
 
 impl Drop for ClientEvent {
     fn drop(&mut self) {
-        // SAFETY: releases the reference this value carries.
-        unsafe { nt::ObDereferenceObject(self.event.as_ptr().cast()) };
+        if self.referenced {
+            // SAFETY: releases the reference this value carries.
+            unsafe { nt::ObDereferenceObject(self.event.as_ptr().cast()) };
+        }
     }
 }
 
@@ -228,7 +240,8 @@ impl Platform for Kernel {
         data: &KsEventData,
         requestor: Requestor,
     ) -> Result<ClientEvent, NtStatus> {
-        let event: *mut nt::KEVENT = match (data.notification_type, requestor) {
+        let (event, referenced): (*mut nt::KEVENT, bool) = match (data.notification_type, requestor)
+        {
             (eventf::EVENT_HANDLE, _) => {
                 let mode = match requestor {
                     Requestor::Kernel => nt::KERNEL_MODE,
@@ -250,22 +263,21 @@ impl Platform for Kernel {
                 if status != NtStatus::SUCCESS.0 {
                     return Err(NtStatus::INVALID_HANDLE);
                 }
-                object.cast()
+                (object.cast(), true)
             }
             (eventf::EVENT_OBJECT, Requestor::Kernel) => {
                 let event = data.object as *mut nt::KEVENT;
                 if event.is_null() {
                     return Err(NtStatus::INVALID_PARAMETER);
                 }
-                // SAFETY: a kernel requestor vouches for its KEVENT pointer (the KS
-                // contract for KSEVENTF_EVENT_OBJECT); we take our own reference.
-                unsafe { nt::ObReferenceObject(event.cast()) };
-                event
+                // A kernel requestor vouches for its KEVENT (the KS contract for
+                // KSEVENTF_EVENT_OBJECT); it may have no object header: no reference.
+                (event, false)
             }
             _ => return Err(NtStatus::INVALID_PARAMETER),
         };
         NonNull::new(event)
-            .map(|event| ClientEvent { event })
+            .map(|event| ClientEvent { event, referenced })
             .ok_or(NtStatus::INVALID_HANDLE)
     }
 }

@@ -23,10 +23,16 @@ struct Driver {
     library: &'static str,
 }
 
-const DRIVERS: &[Driver] = &[Driver {
-    package: "ksalloc",
-    library: "ksalloc",
-}];
+const DRIVERS: &[Driver] = &[
+    Driver {
+        package: "ksalloc",
+        library: "ksalloc",
+    },
+    Driver {
+        package: "ksprobe",
+        library: "ksprobe",
+    },
+];
 
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask pe        cross-build the driver images and check them");
