@@ -358,12 +358,16 @@ impl<P: Platform> Allocator<P> {
     /// `STATUS_INVALID_DEVICE_STATE` after close.
     pub fn acquire_function_table(&self) -> Result<(), NtStatus> {
         self.platform.check_irql(Irql::Passive);
-        if self.rundown.is_closed() {
-            return Err(NtStatus::INVALID_DEVICE_STATE);
-        }
-        // Release: pairs with the Acquire in `notify`, which then sees a ready event.
-        self.table_armed.store(true, Ordering::Release);
-        Ok(())
+        // Check and arm under the lock close disarms under: a close that set CLOSED
+        // before we look is refused here; one that comes after disarms after us.
+        self.shared.with(|_| {
+            if self.rundown.is_closed() {
+                return Err(NtStatus::INVALID_DEVICE_STATE);
+            }
+            // Release: pairs with the Acquire in `notify`, which then sees a ready event.
+            self.table_armed.store(true, Ordering::Release);
+            Ok(())
+        })
     }
 
     /// The internal free-frame event, signalled on every free once the table is armed.
@@ -428,8 +432,9 @@ impl<P: Platform> Allocator<P> {
         let Some(at_close) = self.rundown.close() else {
             return 0;
         };
-        self.table_armed.store(false, Ordering::Release);
         let events = self.shared.with(|shared| {
+            // Under the lock acquire_function_table arms under (see there).
+            self.table_armed.store(false, Ordering::Release);
             let events = core::mem::take(&mut shared.events);
             self.store_event_count(shared);
             events
@@ -519,22 +524,29 @@ impl<P: Platform> Allocator<P> {
     /// Hands free frames to pending requests, oldest first, until one side runs out.
     fn service_pending(&self) {
         loop {
-            let handed = self.shared.with(|shared| {
+            let step = self.shared.with(|shared| {
                 if shared.queue.is_empty() {
-                    return None;
+                    return Err(Released::Live);
                 }
-                let (index, out) = self.take_frame().ok()?;
+                let (index, out) = self.take_frame().map_err(|_| Released::Live)?;
                 if let Some(request) = self.take_oldest_any(shared) {
-                    return Some((request, index, out));
+                    return Ok((request, index, out));
                 }
                 // Every queued request is being cancelled: put the frame back (its
-                // reference first, as in `free`).
-                self.release_reference();
+                // reference first, as in `free`). If that drains a closed allocator,
+                // the memory goes after the lock is dropped (no pool call under it).
+                let released = self.rundown.release();
                 self.put_back(index);
-                None
+                Err(released)
             });
-            let Some((request, index, out)) = handed else {
-                return;
+            let (request, index, out) = match step {
+                Ok(handed) => handed,
+                Err(released) => {
+                    if released == Released::Drained {
+                        self.release_memory();
+                    }
+                    return;
+                }
             };
             self.stats.bump(Counter::Allocation);
             self.stats.saw_outstanding(out);

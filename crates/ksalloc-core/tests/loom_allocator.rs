@@ -714,9 +714,6 @@ fn table_acquired_then_free_signals_event() {
 /// nobody is supposed to be waiting on, and, once the owner frees the allocator after
 /// the last frame, touch it).
 #[test]
-#[ignore = "bug: acquire_function_table checks is_closed() then stores table_armed=true \
-            without the lock; a close in between clears table_armed first, so the table \
-            stays armed after close"]
 fn function_table_racing_close_stays_disarmed() {
     model(PREEMPTION_BOUND, || {
         let (kernel, alloc) = setup(1);
@@ -778,9 +775,6 @@ fn alloc_free_close_release_memory_outside_the_lock() {
 /// request it may complete, and puts the frame back and releases the reference, still
 /// under the lock. If close ran in between, that release drains the allocator.
 #[test]
-#[ignore = "bug: service_pending's 'every queued request is being cancelled' path calls \
-            release_reference with the queue lock held; when close has run and that is \
-            the last reference, release_memory -> free_nonpaged runs under the lock"]
 fn cancel_free_close_release_memory_outside_the_lock() {
     model(PREEMPTION_BOUND, || {
         let (kernel, alloc) = setup(1);

@@ -237,6 +237,11 @@ impl Platform for ModelKernel {
 
     fn free_nonpaged(&self, memory: ModelMemory) {
         assert_irql_at_most(Irql::Dispatch, "ExFreePoolWithTag");
+        assert_eq!(
+            locks_held(),
+            0,
+            "pool free with a spin lock held (core rule)"
+        );
         self.pool().free(&memory);
     }
 
