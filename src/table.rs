@@ -14,7 +14,11 @@ use crate::dispatch::object_of;
 pub fn addresses() -> [usize; 2] {
     let allocate: PfnAllocatorAllocateFrame = allocate_frame;
     let free: PfnAllocatorFreeFrame = free_frame;
-    [allocate as usize, free as usize]
+    // Exposed, so a client that turns the integers back into pointers gets provenance.
+    [
+        (allocate as *const ()).expose_provenance(),
+        (free as *const ()).expose_provenance(),
+    ]
 }
 
 /// `AllocateFrame(FileObject, &Frame)`: a free frame now, or

@@ -324,11 +324,17 @@ impl KsClient {
         else {
             return Err(NtStatus::INVALID_PARAMETER);
         };
+        // The addresses come back as integers: recover the provenance the driver exposed
+        // when it cast its routines to integers (Miri found the bare transmute
+        // undefined).
+        let allocate = std::ptr::with_exposed_provenance::<()>(allocate);
+        let free = std::ptr::with_exposed_provenance::<()>(free);
         // SAFETY: the driver answered FUNCTIONTABLE with the address of its
         // AllocateFrame routine, whose signature is exactly this pointer type.
-        let allocate = unsafe { std::mem::transmute::<usize, PfnAllocatorAllocateFrame>(allocate) };
+        let allocate =
+            unsafe { std::mem::transmute::<*const (), PfnAllocatorAllocateFrame>(allocate) };
         // SAFETY: likewise for FreeFrame.
-        let free = unsafe { std::mem::transmute::<usize, PfnAllocatorFreeFrame>(free) };
+        let free = unsafe { std::mem::transmute::<*const (), PfnAllocatorFreeFrame>(free) };
         Ok(FunctionTable {
             allocate,
             free,

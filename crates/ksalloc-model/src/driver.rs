@@ -168,7 +168,11 @@ impl ModelDriver {
 pub(crate) fn function_table() -> [usize; 2] {
     let allocate: PfnAllocatorAllocateFrame = allocate_frame;
     let free: PfnAllocatorFreeFrame = free_frame;
-    [allocate as usize, free as usize]
+    // Exposed, so a client that turns the integers back into pointers gets provenance.
+    [
+        (allocate as *const ()).expose_provenance(),
+        (free as *const ()).expose_provenance(),
+    ]
 }
 
 /// # Safety

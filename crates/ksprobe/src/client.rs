@@ -502,10 +502,17 @@ impl ProbeClient for KernelClient {
         // SAFETY: ksalloc answered FUNCTIONTABLE with the addresses of its AllocateFrame
         // and FreeFrame routines, whose signatures are exactly these pointer types
         // (ks.h's PFNALLOCATOR_ALLOCATEFRAME / PFNALLOCATOR_FREEFRAME); non-null checked.
-        let allocate =
-            unsafe { core::mem::transmute::<usize, PfnAllocatorAllocateFrame>(allocate) };
+        let allocate = unsafe {
+            core::mem::transmute::<*const (), PfnAllocatorAllocateFrame>(
+                core::ptr::with_exposed_provenance(allocate),
+            )
+        };
         // SAFETY: likewise.
-        let free = unsafe { core::mem::transmute::<usize, PfnAllocatorFreeFrame>(free) };
+        let free = unsafe {
+            core::mem::transmute::<*const (), PfnAllocatorFreeFrame>(
+                core::ptr::with_exposed_provenance(free),
+            )
+        };
         // SAFETY: the allocator's file object is referenced by `allocator`; the table
         // takes its own reference, dropped in `release_table`.
         unsafe { nt::ObReferenceObject(allocator.file.cast()) };

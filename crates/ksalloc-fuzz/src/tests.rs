@@ -243,20 +243,14 @@ fn replay() {
     run_target(target, &bytes);
 }
 
-/// Bug, found by Miri (not by libFuzzer): `KsClient::function_table`
-/// (crates/ksalloc-model/src/client.rs) turns the FUNCTIONTABLE answer into function
-/// pointers with `transmute::<usize, PfnAllocator*>`. An integer transmuted to a pointer
-/// has no provenance, so calling it is undefined behaviour; Miri stops with "pointer not
-/// dereferenceable: ... a dangling pointer (it has no provenance)" at client.rs
-/// `FunctionTable::allocate`. Every table call in the model's tests, the catalogue and
-/// the `request_sequence` target goes through it. ksprobe's client.rs has the same
-/// transmute. Fix: `transmute::<*const (), Pfn…>(std::ptr::with_exposed_provenance(x))`
-/// (the driver side's `fn as usize` cast already exposes the provenance).
-///
-/// Natively this passes; the reproducer is
-/// `cargo +nightly miri test --manifest-path fuzz/Cargo.toml --lib -- --ignored function_table_call`.
+/// Regression test for a bug Miri found (not libFuzzer): `KsClient::function_table`
+/// turned the FUNCTIONTABLE answer into function pointers with a bare
+/// `transmute::<usize, _>`, so calling them had no provenance (undefined behaviour:
+/// "pointer not dereferenceable ... it has no provenance"). Fixed by exposing the
+/// provenance on the driver side and recovering it with `with_exposed_provenance`.
+/// Natively it always passed; the check that matters is
+/// `cargo +nightly miri test --manifest-path crates/ksalloc-fuzz/Cargo.toml --lib function_table_call`.
 #[test]
-#[ignore = "bug: KsClient::function_table transmutes usize to fn pointers without provenance (UB under Miri)"]
 fn function_table_call_has_provenance() {
     let graph = crate::common::Graph::new();
     let table = graph

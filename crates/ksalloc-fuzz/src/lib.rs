@@ -6,7 +6,7 @@
 //! freed twice). The same functions are driven three ways:
 //!
 //! - by libFuzzer, through `fuzz_targets/*.rs` (`cargo +nightly fuzz run <target>`);
-//! - by the stable fallback, `cargo test --manifest-path fuzz/Cargo.toml`: the seed corpus,
+//! - by the stable fallback, `cargo test --manifest-path crates/ksalloc-fuzz/Cargo.toml`: the seed corpus,
 //!   every kept artifact, and a deterministic stream of random inputs per target
 //!   (`KSALLOC_FUZZ_ITERS`, default 2000 each);
 //! - by `examples/seeds.rs`, which writes the seed corpora from the bad-input catalogue.

@@ -1,6 +1,6 @@
 //! Writes every target's seeds (from the bad-input catalogue) to `corpus/<target>/`.
 //!
-//! `cargo run --manifest-path fuzz/Cargo.toml --example seeds [-- <out dir>]`
+//! `cargo run --manifest-path crates/ksalloc-fuzz/Cargo.toml --example seeds [-- <out dir>]`
 //! (default: the `corpus/` beside this crate's manifest). Existing `cat-*`, `item-*`,
 //! `good-*`, `story-*` files are replaced; files libFuzzer added are left alone.
 
