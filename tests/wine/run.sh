@@ -35,7 +35,22 @@ wine sc delete ksalloc >>"$work/sc.log" 2>&1 </dev/null || true
 wine sc create ksalloc type= kernel start= demand 'binPath=' 'C:\drv\ksalloc.sys' >>"$work/sc.log" 2>&1 </dev/null
 # No PnP under Wine: ask DriverEntry for the named test device (src/legacy.rs).
 wine reg add 'HKLM\System\CurrentControlSet\Services\ksalloc' /v TestDevice /t REG_DWORD /d 1 /f >>"$work/sc.log" 2>&1 </dev/null
-wine sc start ksalloc >>"$work/sc.log" 2>&1 </dev/null
+# On a fresh prefix the service manager can miss a service created a moment ago
+# (error 1060): retry until the driver reports RUNNING.
+running=""
+for _ in $(seq 1 20); do
+    wine sc start ksalloc >>"$work/sc.log" 2>&1 </dev/null || true
+    wine sc query ksalloc >"$work/query.log" 2>&1 </dev/null || true
+    if grep -q RUNNING "$work/query.log"; then
+        running=yes
+        break
+    fi
+    sleep 1
+done
+if [ -z "$running" ]; then
+    echo "ksalloc.sys did not start under Wine; see $work/sc.log" >&2
+    exit 1
+fi
 status=0
 timeout 120 wine "$work/ksclient.exe" >"$work/ksclient.log" 2>&1 </dev/null || status=$?
 grep -E '^(PASS|FAIL|SKIP)|failures' "$work/ksclient.log" || cat "$work/ksclient.log"
