@@ -1,0 +1,592 @@
+//! The pools the allocate+free benchmarks compare, shared by the criterion bench
+//! (`benches/alloc_free.rs`) and the callgrind harness (`examples/callgrind_pair.rs`), so
+//! both measure exactly the same code.
+//!
+//! Every contender hands out one frame and takes it back per [`Pool::pair`], with the
+//! same frame size, alignment and count. Index-based pools never touch frame memory,
+//! and neither does ksalloc (it computes addresses); the heap contender allocates a real
+//! block of the frame's size and alignment.
+//!
+//! No `unsafe` here: the baselines are written with atomics only (a spin lock's data
+//! are relaxed atomics read and written under the lock, which compile to plain moves).
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crossbeam_queue::ArrayQueue;
+use ks_abi::ks::{file_alignment, pool_type, KsAllocatorFraming};
+use ks_abi::NtStatus;
+use ksalloc_core::free_list::FreeList;
+use ksalloc_core::rundown::Rundown;
+use ksalloc_core::stats::{Counter, Stats};
+use ksalloc_core::{AllocOutcome, Allocator};
+use ksalloc_model::{Irp, ModelKernel, RequestorMode};
+
+/// Bytes per frame, for every contender.
+pub const FRAME_SIZE: u32 = 4096;
+/// `FILE_QUAD_ALIGNMENT`: frames start on 8 bytes, the usual KS framing alignment (and
+/// what glibc's plain `malloc` returns, so the heap contender takes malloc's path).
+pub const FRAME_ALIGNMENT: u32 = file_alignment::QUAD;
+
+/// The framing every ksalloc instance is created with.
+#[must_use]
+pub const fn framing(frames: u32) -> KsAllocatorFraming {
+    KsAllocatorFraming {
+        options_flags: 0,
+        pool_type: pool_type::NON_PAGED,
+        frames,
+        frame_size: FRAME_SIZE,
+        file_alignment: FRAME_ALIGNMENT,
+        reserved: 0,
+    }
+}
+
+/// One pool of `frames` frames.
+pub trait Pool {
+    /// Takes one frame and gives it back. Panics if no frame is free: every case keeps
+    /// fewer frames out than the pool holds.
+    fn pair(&self);
+}
+
+/// What a contender is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// One of the pools the issue compares (run in every case).
+    Contender,
+    /// A step between the bare FreeList and the whole allocator (run at one frame count):
+    /// which of the allocator's extra atomics costs what.
+    Breakdown,
+}
+
+/// Receives every contender, generically (no dynamic dispatch in the measured loop).
+pub trait Visit {
+    /// A pool that threads share.
+    fn shared<P: Pool + Sync>(&mut self, name: &'static str, role: Role, make: fn(u32) -> P);
+    /// A pool each thread owns privately (the per-CPU magazine's best case).
+    fn private<P: Pool>(&mut self, name: &'static str, role: Role, make: fn(u32) -> P);
+}
+
+/// Calls `v` for every contender, in the order the tables list them.
+pub fn visit_all(v: &mut impl Visit) {
+    v.shared("ksalloc", Role::Contender, |n| Ksalloc::new(n, false));
+    v.shared("ksalloc-armed", Role::Contender, |n| Ksalloc::new(n, true));
+    v.shared("freelist", Role::Contender, FreeListOnly::new);
+    v.shared("freelist+rundown", Role::Breakdown, FreeListRundown::new);
+    v.shared(
+        "freelist+rundown+stats",
+        Role::Breakdown,
+        FreeListRundownStats::new,
+    );
+    v.shared("tagged-stack", Role::Contender, TaggedStack::new);
+    v.shared("spinlock-list", Role::Contender, SpinList::new);
+    v.shared("mutex-vec", Role::Contender, MutexVec::new);
+    v.shared("arrayqueue", Role::Contender, ArrayQueuePool::new);
+    v.shared("heap", Role::Contender, Heap::new);
+    v.private("local-stack", Role::Contender, LocalStack::new);
+}
+
+/// End of an index list.
+const NIL: u32 = u32::MAX;
+
+/// Links `0 -> 1 -> ... -> frames-1 -> NIL`.
+fn chain(frames: u32) -> Vec<AtomicU32> {
+    (1..=frames)
+        .map(|next| AtomicU32::new(if next == frames { NIL } else { next }))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// ksalloc and the steps from its FreeList up to it.
+
+/// ksalloc's function-table path: [`Allocator::table_allocate`] + [`Allocator::free`] on
+/// the model kernel. `armed`: FUNCTIONTABLE has been handed out, so every free also sets
+/// the internal free-frame event (what a real client of the table gets).
+pub struct Ksalloc {
+    alloc: Allocator<ModelKernel>,
+}
+
+impl Ksalloc {
+    /// An allocator of `frames` frames on a fresh model kernel.
+    ///
+    /// # Panics
+    /// If the framing is refused or the table cannot be armed.
+    #[must_use]
+    pub fn new(frames: u32, armed: bool) -> Self {
+        let alloc = Allocator::create(ModelKernel::new(), &framing(frames)).expect("framing");
+        if armed {
+            alloc.acquire_function_table().expect("open allocator");
+        }
+        Self { alloc }
+    }
+}
+
+impl Pool for Ksalloc {
+    #[inline]
+    fn pair(&self) {
+        let address = self.alloc.table_allocate().expect("a frame is free");
+        self.alloc.free(black_box(address)).expect("our own frame");
+    }
+}
+
+/// The core's free list alone (pop, claim, push): the floor of what the allocator adds
+/// to a shared list. Three locked RMWs per pair.
+pub struct FreeListOnly {
+    list: FreeList,
+}
+
+impl FreeListOnly {
+    /// A list of `frames` indices.
+    ///
+    /// # Panics
+    /// If the link array cannot be allocated.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            list: FreeList::new(frames).expect("memory"),
+        }
+    }
+}
+
+impl Pool for FreeListOnly {
+    #[inline]
+    fn pair(&self) {
+        let index = self.list.pop().expect("a frame is free");
+        self.list.claim(black_box(index)).expect("held");
+        self.list.push(index);
+    }
+}
+
+/// FreeList plus the rundown reference the allocator takes per frame (CAS + fetch_sub):
+/// five locked RMWs per pair.
+pub struct FreeListRundown {
+    list: FreeList,
+    rundown: Rundown,
+}
+
+impl FreeListRundown {
+    /// A list of `frames` indices and an open rundown.
+    ///
+    /// # Panics
+    /// If the link array cannot be allocated.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            list: FreeList::new(frames).expect("memory"),
+            rundown: Rundown::new(),
+        }
+    }
+}
+
+impl Pool for FreeListRundown {
+    #[inline]
+    fn pair(&self) {
+        let out = self.rundown.try_acquire().expect("open");
+        let index = self.list.pop().expect("a frame is free");
+        black_box(out);
+        self.list.claim(black_box(index)).expect("held");
+        self.list.push(index);
+        black_box(self.rundown.release());
+    }
+}
+
+/// FreeList, rundown, and the three statistics the hot path keeps (allocations
+/// fetch_add, peak fetch_max, frees fetch_add): the allocator's eight locked RMWs per
+/// pair, without its other work.
+pub struct FreeListRundownStats {
+    list: FreeList,
+    rundown: Rundown,
+    stats: Stats,
+}
+
+impl FreeListRundownStats {
+    /// A list of `frames` indices, an open rundown and zeroed counters.
+    ///
+    /// # Panics
+    /// If the link array cannot be allocated.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            list: FreeList::new(frames).expect("memory"),
+            rundown: Rundown::new(),
+            stats: Stats::default(),
+        }
+    }
+}
+
+impl Pool for FreeListRundownStats {
+    #[inline]
+    fn pair(&self) {
+        let out = self.rundown.try_acquire().expect("open");
+        let index = self.list.pop().expect("a frame is free");
+        self.stats.bump(Counter::Allocation);
+        self.stats.saw_outstanding(out);
+        self.list.claim(black_box(index)).expect("held");
+        self.stats.bump(Counter::Free);
+        self.list.push(index);
+        black_box(self.rundown.release());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Baselines.
+
+/// A bare index+tag lock-free stack (Treiber with an ABA tag, no ownership word): the
+/// floor for any shared free list. Two locked RMWs per pair.
+pub struct TaggedStack {
+    /// `(tag << 32) | top index`.
+    head: AtomicU64,
+    next: Vec<AtomicU32>,
+}
+
+const fn pack(tag: u32, index: u32) -> u64 {
+    ((tag as u64) << 32) | index as u64
+}
+
+#[allow(clippy::cast_possible_truncation)] // The two halves we packed.
+const fn unpack(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+impl TaggedStack {
+    /// A stack holding `0..frames`.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            head: AtomicU64::new(pack(0, 0)),
+            next: chain(frames),
+        }
+    }
+
+    fn pop(&self) -> Option<u32> {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let (tag, index) = unpack(head);
+            if index == NIL {
+                return None;
+            }
+            let next = self.next[index as usize].load(Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), next),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(index),
+                Err(seen) => head = seen,
+            }
+        }
+    }
+
+    fn push(&self, index: u32) {
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let (tag, top) = unpack(head);
+            self.next[index as usize].store(top, Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), index),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => head = seen,
+            }
+        }
+    }
+}
+
+impl Pool for TaggedStack {
+    #[inline]
+    fn pair(&self) {
+        let index = self.pop().expect("a frame is free");
+        self.push(black_box(index));
+    }
+}
+
+/// The ReactOS ks design: a spin lock around a singly linked free list. The lock is a
+/// test-and-test-and-set spin lock like `KeAcquireSpinLockAtDpcLevel` (without the
+/// IRQL raise `KeAcquireSpinLock` adds); the list is intrusive, by index.
+pub struct SpinList {
+    locked: AtomicBool,
+    /// Guarded by `locked` (relaxed atomics only so that no `unsafe` is needed).
+    head: AtomicU32,
+    next: Vec<AtomicU32>,
+}
+
+impl SpinList {
+    /// A list holding `0..frames`.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            locked: AtomicBool::new(false),
+            head: AtomicU32::new(0),
+            next: chain(frames),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+        let result = f();
+        self.locked.store(false, Ordering::Release);
+        result
+    }
+}
+
+impl Pool for SpinList {
+    #[inline]
+    fn pair(&self) {
+        let index = self.with(|| {
+            let top = self.head.load(Ordering::Relaxed);
+            if top != NIL {
+                let next = self.next[top as usize].load(Ordering::Relaxed);
+                self.head.store(next, Ordering::Relaxed);
+            }
+            top
+        });
+        assert_ne!(index, NIL, "a frame is free");
+        let index = black_box(index);
+        self.with(|| {
+            let top = self.head.load(Ordering::Relaxed);
+            self.next[index as usize].store(top, Ordering::Relaxed);
+            self.head.store(index, Ordering::Relaxed);
+        });
+    }
+}
+
+/// `std::sync::Mutex<Vec<u32>>` (futex lock; the issue's reference figure).
+pub struct MutexVec {
+    free: Mutex<Vec<u32>>,
+}
+
+impl MutexVec {
+    /// A stack holding `0..frames`.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            free: Mutex::new((0..frames).rev().collect()),
+        }
+    }
+}
+
+impl Pool for MutexVec {
+    #[inline]
+    fn pair(&self) {
+        let index = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .expect("a frame is free");
+        let index = black_box(index);
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(index);
+    }
+}
+
+/// crossbeam's bounded MPMC `ArrayQueue` used as a pool (FIFO: it cycles through every
+/// slot, so its working set grows with the frame count).
+pub struct ArrayQueuePool {
+    queue: ArrayQueue<u32>,
+}
+
+impl ArrayQueuePool {
+    /// A queue holding `0..frames`.
+    ///
+    /// # Panics
+    /// Never: the queue has room for every index.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        let queue = ArrayQueue::new(frames as usize);
+        for index in 0..frames {
+            queue.push(index).expect("capacity");
+        }
+        Self { queue }
+    }
+}
+
+impl Pool for ArrayQueuePool {
+    #[inline]
+    fn pair(&self) {
+        let index = self.queue.pop().expect("a frame is free");
+        self.queue.push(black_box(index)).expect("room");
+    }
+}
+
+/// One frame of heap memory, with the frame's size and alignment.
+#[repr(C, align(8))]
+pub struct HeapFrame([u8; FRAME_SIZE as usize]);
+
+const _: () = assert!(core::mem::align_of::<HeapFrame>() == FRAME_ALIGNMENT as usize + 1);
+const _: () = assert!(core::mem::size_of::<HeapFrame>() == FRAME_SIZE as usize);
+
+/// Per-frame heap allocation and free (the global allocator, glibc malloc here): what
+/// pool-per-frame would cost. The frame count does not apply; it runs at each count as
+/// a noise reference.
+pub struct Heap;
+
+impl Heap {
+    /// The heap, whatever `frames` says.
+    #[must_use]
+    pub const fn new(_frames: u32) -> Self {
+        Self
+    }
+}
+
+impl Pool for Heap {
+    #[inline]
+    fn pair(&self) {
+        // `black_box` makes the pointer escape, so the allocation cannot be elided.
+        drop(black_box(Box::<HeapFrame>::new_uninit()));
+    }
+}
+
+/// A private, non-atomic index stack: what a per-CPU magazine touched only by its own
+/// processor at DISPATCH_LEVEL costs at best. Never shared: each thread has its own.
+pub struct LocalStack {
+    head: Cell<u32>,
+    next: Vec<Cell<u32>>,
+}
+
+impl LocalStack {
+    /// A stack holding `0..frames`.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            head: Cell::new(0),
+            next: (1..=frames)
+                .map(|next| Cell::new(if next == frames { NIL } else { next }))
+                .collect(),
+        }
+    }
+}
+
+impl Pool for LocalStack {
+    #[inline]
+    fn pair(&self) {
+        let index = self.head.get();
+        assert_ne!(index, NIL, "a frame is free");
+        self.head.set(self.next[index as usize].get());
+        let index = black_box(index);
+        self.next[index as usize].set(self.head.get());
+        self.head.set(index);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ALLOC-pend -> free -> completion hand-off.
+
+/// An allocator with every frame out but one address kept for the hand-off: each ALLOC
+/// finds the list empty and pends; the free of `held` hands the frame straight to it and
+/// completes the IRP, leaving the pool empty again.
+pub struct Handoff {
+    kernel: ModelKernel,
+    alloc: Allocator<ModelKernel>,
+    out: Vec<usize>,
+}
+
+impl Handoff {
+    /// An allocator of `frames` frames, all taken.
+    ///
+    /// # Panics
+    /// If the framing is refused.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        let kernel = ModelKernel::new();
+        let alloc = Allocator::create(kernel.clone(), &framing(frames)).expect("framing");
+        let out = std::iter::from_fn(|| alloc.table_allocate().ok()).collect::<Vec<_>>();
+        assert_eq!(out.len(), frames as usize);
+        Self { kernel, alloc, out }
+    }
+
+    /// The frame that goes round.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.out[0]
+    }
+
+    /// A kernel-mode ALLOC IRP with an (empty) cancel routine, as the dispatcher builds it.
+    #[must_use]
+    pub fn irp(&self) -> Irp {
+        let irp = self.kernel.new_irp(RequestorMode::Kernel, Vec::new(), 8);
+        irp.set_cancel_routine(Box::new(|_| {}));
+        irp
+    }
+
+    /// ALLOC pends on the empty pool, then the free of [`Self::held`] completes it.
+    ///
+    /// # Panics
+    /// If the ALLOC does not pend or the free is refused.
+    #[inline]
+    pub fn pend_then_free(&self, irp: &Irp) {
+        assert_eq!(self.alloc.method_alloc(irp), AllocOutcome::Pended);
+        self.alloc.free(black_box(self.held())).expect("held frame");
+    }
+
+    /// The model platform's share of the hand-off: what `complete_alloc` does to the IRP
+    /// (write the address, complete), without the allocator.
+    pub fn complete_only(&self, irp: &Irp) {
+        irp.write_output(&black_box(self.held()).to_le_bytes());
+        irp.complete(NtStatus::SUCCESS, 8);
+    }
+
+    /// Checks one hand-off end to end (outside any timing).
+    ///
+    /// # Panics
+    /// If the IRP did not complete with the held frame.
+    pub fn verify(&self) {
+        let irp = self.irp();
+        self.pend_then_free(&irp);
+        assert_eq!(irp.allocated_frame(), Some(self.held()));
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        for &address in &self.out {
+            let _ = self.alloc.free(address);
+        }
+    }
+}
+
+/// The ALLOC method when a frame is free (`AllocOutcome::Ready`) + free: the
+/// non-pending method path, for scale beside the hand-off.
+pub struct MethodReady {
+    alloc: Allocator<ModelKernel>,
+    irp: Irp,
+}
+
+impl MethodReady {
+    /// An allocator of `frames` frames, all free.
+    ///
+    /// # Panics
+    /// If the framing is refused.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        let kernel = ModelKernel::new();
+        let alloc = Allocator::create(kernel.clone(), &framing(frames)).expect("framing");
+        let irp = kernel.new_irp(RequestorMode::Kernel, Vec::new(), 8);
+        Self { alloc, irp }
+    }
+}
+
+impl Pool for MethodReady {
+    #[inline]
+    fn pair(&self) {
+        let AllocOutcome::Ready(address) = self.alloc.method_alloc(&self.irp) else {
+            panic!("a frame is free");
+        };
+        self.alloc.free(black_box(address)).expect("our own frame");
+    }
+}
