@@ -9,7 +9,7 @@
 //! - `handoff`: ALLOC pends on an empty pool, a free hands the frame to it and completes
 //!   the IRP; beside it the non-pending ALLOC method and the model IRP completion alone.
 //!
-//! `docs/performance.md` has the command, the machine, and the tables.
+//! `benches/PERFORMANCE.md` has the commands, the machine and the tables.
 
 mod contenders;
 
