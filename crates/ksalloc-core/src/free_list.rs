@@ -86,6 +86,7 @@ impl FreeList {
     }
 
     /// Takes the top index and marks it held, or `None` if the list is empty.
+    #[must_use = "a popped frame is out until it is claimed and pushed back"]
     pub fn pop(&self) -> Option<u32> {
         // SeqCst (Acquire would do for the list itself: it pairs with the push that
         // published this head, so the link read below is the one that push wrote):

@@ -42,6 +42,7 @@ impl Rundown {
     }
 
     /// Takes a reference for one frame, unless closed; returns the new count of frames out.
+    #[must_use = "a taken reference must be released"]
     pub fn try_acquire(&self) -> Option<u32> {
         // Relaxed load: only a first guess for the CAS.
         let mut current = self.state.load(Ordering::Relaxed);
@@ -66,6 +67,7 @@ impl Rundown {
     }
 
     /// Drops a reference taken by [`Self::try_acquire`].
+    #[must_use = "`Drained` means the memory must go now"]
     pub fn release(&self) -> Released {
         // AcqRel: Release orders this holder's use of the frame before a drain that
         // frees the memory; Acquire lets the drainer see every earlier release.
@@ -80,6 +82,7 @@ impl Rundown {
 
     /// Marks closed. Returns `None` if it was closed already, else whether frames were
     /// out at that moment (`Drained` means none: the closer releases the memory).
+    #[must_use = "`Drained` means the closer releases the memory"]
     pub fn close(&self) -> Option<Released> {
         // AcqRel: Acquire sees every release so far, Release publishes CLOSED to
         // acquirers, which then fail.

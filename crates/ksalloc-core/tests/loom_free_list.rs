@@ -33,25 +33,8 @@ use loom::thread;
 /// execution order, and they add no schedule points of their own.
 const GHOST: std::sync::atomic::Ordering = std::sync::atomic::Ordering::SeqCst;
 
-/// Checks `f` under every interleaving within the preemption bound, and prints how many
-/// executions that took (`--nocapture` shows it).
-fn model(preemption_bound: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(preemption_bound);
-    }
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&executions);
-    builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    println!(
-        "{} executions, preemption bound {:?}",
-        executions.load(std::sync::atomic::Ordering::Relaxed),
-        builder.preemption_bound
-    );
-}
+mod loom_support;
+use loom_support::model;
 
 /// The free list's interface, so the same harness can run a deliberately broken list.
 trait IndexList: Send + Sync + 'static {
