@@ -17,8 +17,7 @@ use crate::roles::sink::{Sink, SinkReport};
 use crate::roles::source::{Source, SourceReport};
 use crate::roles::Live;
 use crate::summary::{
-    AllocClientSummary, AllocatorSummary, LatencySummary, Leaks, RenegotiationSummary, Setup,
-    Stream, Summary,
+    AllocatorSummary, LatencySummary, Leaks, RenegotiationSummary, Setup, Stream, Summary,
 };
 
 /// How often the progress callback runs.
@@ -332,23 +331,6 @@ fn setup_of(config: &Config, stride: usize) -> Setup {
     }
 }
 
-const fn alloc_client_of(alloc: &AllocReport) -> AllocClientSummary {
-    AllocClientSummary {
-        requests: alloc.requests,
-        immediate: alloc.immediate,
-        pended: alloc.pended,
-        completed_after_pend: alloc.completed_after_pend,
-        cancels_requested: alloc.cancels_requested,
-        cancelled: alloc.cancelled,
-        cancel_lost: alloc.cancel_lost,
-        stuck: alloc.stuck,
-        frames: alloc.frames,
-        corrupt: alloc.corrupt,
-        bad_frees_sent: alloc.bad_frees_sent,
-        bad_frees_refused: alloc.bad_frees_refused,
-    }
-}
-
 const fn allocator_of(teardown: &Teardown) -> AllocatorSummary {
     let (before, after) = (&teardown.before_close, &teardown.after_close);
     let counters = before.counters;
@@ -447,7 +429,7 @@ fn assemble(
             sink_peak_held: sink.peak_held,
             corrupt: sink.corrupt,
         },
-        alloc_client: alloc_client_of(&alloc),
+        alloc_client: alloc.counts,
         latency: LatencySummary {
             table_allocate: latency.table_allocate.percentiles(),
             frame_wait: latency.frame_wait.percentiles(),

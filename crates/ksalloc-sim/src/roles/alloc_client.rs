@@ -18,6 +18,7 @@ use ksalloc_model::{Handle, Irp, KsClient, ModelKernel};
 use super::Live;
 use crate::frame;
 use crate::histogram::Histogram;
+use crate::summary::AllocClientSummary;
 
 /// An address no frame can have (inside the never-mapped first page).
 const FOREIGN_POINTER: usize = 0x10;
@@ -27,30 +28,8 @@ const STUCK_AFTER: Duration = Duration::from_secs(5);
 /// What the ALLOC client saw.
 #[derive(Debug, Default)]
 pub struct AllocReport {
-    /// ALLOC requests sent.
-    pub requests: u64,
-    /// Completed within the call with a frame.
-    pub immediate: u64,
-    /// Still pending when the call returned.
-    pub pended: u64,
-    /// Pended, then completed with a frame (including cancels that lost the race).
-    pub completed_after_pend: u64,
-    /// Cancels requested (IoCancelIrp on a pending ALLOC).
-    pub cancels_requested: u64,
-    /// Completed with STATUS_CANCELLED.
-    pub cancelled: u64,
-    /// Cancels that came too late: the IRP completed with a frame.
-    pub cancel_lost: u64,
-    /// Pended requests that did not complete in time (must stay 0).
-    pub stuck: u64,
-    /// Frames had, checked and freed with the FREE method.
-    pub frames: u64,
-    /// Frames whose content changed while held.
-    pub corrupt: u64,
-    /// FREEs with a bad pointer sent.
-    pub bad_frees_sent: u64,
-    /// ... and refused by the driver with STATUS_INVALID_PARAMETER.
-    pub bad_frees_refused: u64,
+    /// The counts the summary reports as they are.
+    pub counts: AllocClientSummary,
     /// Pend-to-completion of every pended request that got a frame.
     pub pend_to_completion: Histogram,
     /// Answers the contract does not allow.
@@ -93,10 +72,10 @@ impl AllocClient<'_> {
             frame::write(self.kernel, address, self.frame_size, seq);
             std::thread::sleep(self.hold);
             if !frame::verify(self.kernel, address, self.frame_size, seq) {
-                report.corrupt += 1;
+                report.counts.corrupt += 1;
             }
-            report.frames += 1;
-            if self.bad_free_every != 0 && report.frames % self.bad_free_every == 0 {
+            report.counts.frames += 1;
+            if self.bad_free_every != 0 && report.counts.frames % self.bad_free_every == 0 {
                 self.bad_free(address, &mut report);
             }
             let freed = self.client.free(self.allocator, address);
@@ -113,11 +92,11 @@ impl AllocClient<'_> {
 
     /// One ALLOC request to its end: the frame it brought, if any.
     fn one_frame(&self, report: &mut AllocReport) -> Option<usize> {
-        report.requests += 1;
+        report.counts.requests += 1;
         let irp = self.client.alloc(self.allocator);
         if let Some(done) = irp.completion() {
             if let Some(address) = irp.allocated_frame() {
-                report.immediate += 1;
+                report.counts.immediate += 1;
                 return Some(address);
             }
             report
@@ -128,25 +107,25 @@ impl AllocClient<'_> {
             return None;
         }
         let pended_at = Instant::now();
-        report.pended += 1;
-        let cancel = self.cancel_every != 0 && report.pended % self.cancel_every == 0;
+        report.counts.pended += 1;
+        let cancel = self.cancel_every != 0 && report.counts.pended % self.cancel_every == 0;
         if cancel {
-            report.cancels_requested += 1;
+            report.counts.cancels_requested += 1;
             irp.cancel();
         }
         let done = self.wait(&irp, report)?;
         match (done.status, irp.allocated_frame()) {
             (NtStatus::SUCCESS, Some(address)) => {
-                report.completed_after_pend += 1;
+                report.counts.completed_after_pend += 1;
                 if cancel {
-                    report.cancel_lost += 1;
+                    report.counts.cancel_lost += 1;
                 } else {
                     report.pend_to_completion.record(pended_at.elapsed());
                 }
                 Some(address)
             }
             (NtStatus::CANCELLED, _) if cancel => {
-                report.cancelled += 1;
+                report.counts.cancelled += 1;
                 None
             }
             (status, _) => {
@@ -163,7 +142,7 @@ impl AllocClient<'_> {
         if let Some(done) = irp.wait(STUCK_AFTER + self.hold * 4) {
             return Some(done);
         }
-        report.stuck += 1;
+        report.counts.stuck += 1;
         report.problems.push(format!(
             "an ALLOC stayed pending for {:?}",
             STUCK_AFTER + self.hold * 4
@@ -181,15 +160,15 @@ impl AllocClient<'_> {
     fn bad_free(&self, held: usize, report: &mut AllocReport) {
         // Alternate: a pointer into the middle of our frame, then a foreign one. With
         // one-byte frames there is no middle: `held + 1` would be the next frame.
-        let wild = if report.bad_frees_sent % 2 == 0 && self.stride > 1 {
+        let wild = if report.counts.bad_frees_sent % 2 == 0 && self.stride > 1 {
             held + self.stride / 2
         } else {
             FOREIGN_POINTER
         };
-        report.bad_frees_sent += 1;
+        report.counts.bad_frees_sent += 1;
         let status = self.client.free(self.allocator, wild);
         if status == NtStatus::INVALID_PARAMETER {
-            report.bad_frees_refused += 1;
+            report.counts.bad_frees_refused += 1;
         } else {
             report.problems.push(format!(
                 "FREE of the bad pointer {wild:#x} answered {status:?}"
