@@ -43,16 +43,7 @@ impl DeviceExtension {
 const REMOVE_LOCK_SIZE: u32 = core::mem::size_of::<nt::IO_REMOVE_LOCK>() as u32;
 
 /// The filter interface's reference string: `{9B365890-165F-11D0-A195-0020AFD156E4}`.
-static REFERENCE: [u16; 38] = {
-    let ascii = KSNAME_FILTER.to_braced_ascii();
-    let mut wide = [0u16; 38];
-    let mut i = 0;
-    while i < 38 {
-        wide[i] = ascii[i] as u16;
-        i += 1;
-    }
-    wide
-};
+static REFERENCE: [u16; 38] = nt::wide(&KSNAME_FILTER.to_braced_ascii());
 
 const fn to_nt_guid(g: &ks_abi::Guid) -> nt::GUID {
     nt::GUID {
@@ -168,11 +159,7 @@ unsafe extern "C" fn add_device(
         return nt::STATUS_NO_SUCH_DEVICE;
     }
     let guid = to_nt_guid(&KSCATEGORY_DATATRANSFORM);
-    let mut reference = nt::UNICODE_STRING {
-        Length: (REFERENCE.len() * 2) as u16,
-        MaximumLength: (REFERENCE.len() * 2) as u16,
-        Buffer: REFERENCE.as_ptr().cast_mut(),
-    };
+    let mut reference = nt::counted(&REFERENCE);
     // SAFETY: PASSIVE_LEVEL; the call copies the reference string and allocates
     // `interface`, which we free at removal.
     let status = unsafe {

@@ -8,30 +8,11 @@
 //! It has no lower device and sees no PnP or power IRPs; DriverUnload deletes it.
 
 use crate::device::DeviceExtension;
-use crate::nt;
-
-const fn wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
-    let mut out = [0u16; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = ascii[i] as u16;
-        i += 1;
-    }
-    out
-}
+use crate::nt::{self, counted, wide};
 
 static VALUE_NAME: [u16; 10] = wide(b"TestDevice");
 static DEVICE_NAME: [u16; 15] = wide(b"\\Device\\ksalloc");
 static LINK_NAME: [u16; 19] = wide(b"\\DosDevices\\ksalloc");
-
-fn counted(text: &'static [u16]) -> nt::UNICODE_STRING {
-    let bytes = u16::try_from(text.len() * 2).unwrap_or(u16::MAX);
-    nt::UNICODE_STRING {
-        Length: bytes,
-        MaximumLength: bytes,
-        Buffer: text.as_ptr().cast_mut(),
-    }
-}
 
 /// Whether the service key asks for the test device. PASSIVE_LEVEL.
 ///

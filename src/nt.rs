@@ -107,21 +107,8 @@ pub unsafe fn KeGetCurrentIrql() -> u8 {
 /// reliable, and `MmGetSystemRoutineAddress` finds data exports too.
 #[cfg(nt_source = "mingw")]
 pub fn event_object_type() -> POBJECT_TYPE {
-    const NAME: [u16; 17] = {
-        let ascii = *b"ExEventObjectType";
-        let mut wide = [0u16; 17];
-        let mut i = 0;
-        while i < 17 {
-            wide[i] = ascii[i] as u16;
-            i += 1;
-        }
-        wide
-    };
-    let mut name = UNICODE_STRING {
-        Length: 34,
-        MaximumLength: 34,
-        Buffer: NAME.as_ptr().cast_mut(),
-    };
+    static NAME: [u16; 17] = wide(b"ExEventObjectType");
+    let mut name = counted(&NAME);
     // SAFETY: PASSIVE_LEVEL (event enable/disable); a counted name of an ntoskrnl export.
     let slot = unsafe { MmGetSystemRoutineAddress(&raw mut name) }.cast::<POBJECT_TYPE>();
     if slot.is_null() {
@@ -213,6 +200,29 @@ pub const REG_DWORD: u32 = 4;
 pub const KEY_VALUE_PARTIAL_INFORMATION_CLASS: i32 = 2;
 /// `IO_NO_INCREMENT`.
 pub const IO_NO_INCREMENT: CCHAR = 0;
+
+// ---- counted strings ---------------------------------------------------------------------
+
+/// An ASCII string as UTF-16, at compile time (kernel names are UTF-16 `UNICODE_STRING`s).
+pub const fn wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = ascii[i] as u16;
+        i += 1;
+    }
+    out
+}
+
+/// A `UNICODE_STRING` over static UTF-16 text (no terminator; `Length` in bytes).
+pub fn counted(text: &'static [u16]) -> UNICODE_STRING {
+    let bytes = u16::try_from(text.len() * 2).unwrap_or(u16::MAX);
+    UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: text.as_ptr().cast_mut(),
+    }
+}
 
 // ---- inline functions and macros of wdm.h ----------------------------------------------
 
