@@ -24,9 +24,39 @@
 //! ALLOC pops the frame or the free services the queue: a request never waits while a
 //! frame sits on the list.
 //!
+//! ## Magazines
+//! With at least [`MIN_FRAMES_PER_PROCESSOR`] frames per processor the allocator keeps a
+//! [`Magazine`] per processor: a free on processor *p* caches the frame in *p*'s
+//! magazine (up to [`magazine::CAPACITY`]), and an allocation on *p* takes from it
+//! first, touching only *p*'s cache line. Smaller pools (KS pools of 8 frames are common)
+//! have none and use the shared list alone. Frames in a magazine are free: STATUS and
+//! the snapshot count them so, and every path that would otherwise come up empty takes
+//! them back first:
+//! - an allocation that finds the shared list empty empties every magazine onto it,
+//!   then tries once more;
+//! - an ALLOC about to pend empties every magazine after publishing `pending_len`, then
+//!   services the queue; a free that caches a frame loads `pending_len` after its
+//!   push, and takes its magazine back if a request is waiting. Push and take are
+//!   SeqCst read-modify-writes of the magazine word, so the store-then-load argument
+//!   above holds: either the ALLOC's take finds the frame, or the free sees the waiter.
+//!   Frees while `pending_len != 0` skip magazines altogether.
+//! - close empties every magazine after marking the rundown word CLOSED; a caching free
+//!   checks CLOSED after its push, the same handshake.
+//!
+//! So a pending ALLOC never waits while a frame sits in a magazine (loom:
+//! `tests/loom_allocator.rs`; the state machine checks it after every step).
+//!
+//! A cached frame keeps the rundown reference it had while out, so moving a frame
+//! between a client and a magazine is one compare-exchange on the magazine word plus the
+//! ownership compare-exchange on the frame's link word, both on lines the processor
+//! already holds: no shared counter moves. The price: `peak_outstanding` counts frames
+//! off the shared list (with clients or cached), and the rundown count includes cached
+//! frames (STATUS subtracts them).
+//!
 //! ## Locks
 //! `shared` (queue and client events) may be held while taking `memory`; never the
-//! reverse. No pool call, wait or IRP completion happens with either held.
+//! reverse. No pool call, wait or IRP completion happens with either held, nor inside
+//! `Platform::with_processor`.
 
 use alloc::vec::Vec;
 
@@ -34,7 +64,8 @@ use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
 
 use crate::framing::Framing;
-use crate::free_list::FreeList;
+use crate::free_list::{FreeList, CACHED, CLAIMED, OUT};
+use crate::magazine::{self, Magazine, Taken as Cached};
 use crate::pending::{PendingQueue, MAX_PENDING};
 use crate::platform::{Irql, Platform, SpinLock};
 use crate::rundown::{Released, Rundown};
@@ -43,6 +74,10 @@ use crate::sync::{AtomicBool, AtomicU32, Ordering};
 
 /// Most FREEFRAME events enabled at once on one allocator.
 pub const MAX_CLIENT_EVENTS: usize = 16;
+
+/// Frames per processor below which an allocator has no magazines: twice what a
+/// magazine holds, so at most half the pool can sit in magazines.
+pub const MIN_FRAMES_PER_PROCESSOR: u32 = 2 * magazine::CAPACITY;
 
 /// What an ALLOC request came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +99,10 @@ pub struct Snapshot {
     pub total: u32,
     /// Frames on the free list (counted from the per-frame ownership words).
     pub free: u32,
-    /// Frames out with clients (from the rundown count).
+    /// Frames out with clients (the rundown count less the cached frames).
     pub outstanding: u32,
+    /// Free frames cached in processors' magazines (included in `free`).
+    pub cached: u32,
     /// ALLOC requests queued.
     pub pending: u32,
     /// Whether close has run.
@@ -124,6 +161,8 @@ pub struct Allocator<P: Platform> {
     shared: P::Lock<Shared<P>>,
     memory: P::Lock<Option<P::Memory>>,
     stats: Stats,
+    /// One per processor, or none for a small pool (see "Magazines").
+    magazines: Vec<Magazine>,
 }
 
 impl<P: Platform> Allocator<P> {
@@ -142,6 +181,7 @@ impl<P: Platform> Allocator<P> {
         events
             .try_reserve_exact(MAX_CLIENT_EVENTS)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+        let magazines = Self::magazines_for(framing.frames(), platform.processor_count())?;
         let internal_event = platform
             .new_event()
             .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
@@ -168,7 +208,28 @@ impl<P: Platform> Allocator<P> {
             table_armed: AtomicBool::new(false),
             client_events: AtomicU32::new(0),
             stats: Stats::default(),
+            magazines,
         })
+    }
+
+    /// A magazine per processor if the pool has [`MIN_FRAMES_PER_PROCESSOR`] frames for
+    /// each, else none.
+    fn magazines_for(frames: u32, processors: u32) -> Result<Vec<Magazine>, NtStatus> {
+        let processors = processors.max(1);
+        let mut magazines = Vec::new();
+        if u64::from(frames) >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors) {
+            magazines
+                .try_reserve_exact(processors as usize)
+                .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+            magazines.extend((0..processors).map(|_| Magazine::new()));
+        }
+        Ok(magazines)
+    }
+
+    /// Whether this allocator has per-processor magazines.
+    #[must_use]
+    pub fn has_magazines(&self) -> bool {
+        !self.magazines.is_empty()
     }
 
     /// The validated framing.
@@ -208,7 +269,10 @@ impl<P: Platform> Allocator<P> {
         self.platform.check_irql(Irql::Dispatch);
         // SeqCst: part of the pending handshake (module docs).
         let taken = if self.pending_len.load(Ordering::SeqCst) == 0 {
-            self.take_frame()
+            if let Some(index) = self.pop_cached() {
+                return Ok(self.address(index));
+            }
+            self.take_shared()
         } else {
             Err(Taken::Empty)
         };
@@ -244,6 +308,81 @@ impl<P: Platform> Allocator<P> {
         Err(Taken::Closed)
     }
 
+    /// [`Self::take_frame`], but when the list is empty, first moves every magazine's
+    /// frames onto it: frames cached on other processors are as free as any.
+    fn take_shared(&self) -> Result<(u32, u32), Taken> {
+        match self.take_frame() {
+            Err(Taken::Empty) if self.drain_magazines() => self.take_frame(),
+            taken => taken,
+        }
+    }
+
+    /// A frame from this processor's magazine, counted as handed out.
+    fn pop_cached(&self) -> Option<u32> {
+        if self.magazines.is_empty() {
+            return None;
+        }
+        self.platform.with_processor(|cpu| {
+            let magazine = self.magazines.get(cpu)?;
+            let index = magazine.pop()?;
+            self.list.mark(index, CACHED, OUT);
+            magazine.count_allocation();
+            Some(index)
+        })
+    }
+
+    /// Caches a claimed frame in this processor's magazine, if it has one with room and
+    /// no request is waiting (module docs, "Magazines"). `false`: the frame is still
+    /// the caller's, claimed.
+    fn cache_freed(&self, index: u32) -> bool {
+        // SeqCst: part of the pending handshake; a waiter takes precedence.
+        if self.magazines.is_empty() || self.pending_len.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let (cached, taken_back) = self.platform.with_processor(|cpu| {
+            let Some(magazine) = self.magazines.get(cpu) else {
+                return (false, None);
+            };
+            self.list.mark(index, CLAIMED, CACHED);
+            if !magazine.push(index) {
+                self.list.mark(index, CACHED, CLAIMED);
+                return (false, None);
+            }
+            magazine.count_free();
+            // SeqCst loads after the SeqCst push: the free side of both handshakes. Take
+            // the magazine back before leaving the processor, so no allocation here can
+            // pop a frame a waiter or close is owed.
+            let owed = self.pending_len.load(Ordering::SeqCst) != 0 || self.rundown.is_closed();
+            (true, owed.then(|| magazine.take_all()))
+        });
+        if let Some(frames) = taken_back {
+            self.uncache(frames);
+            self.service_pending();
+        }
+        cached
+    }
+
+    /// Moves every magazine's frames onto the shared list. Returns whether any moved.
+    fn drain_magazines(&self) -> bool {
+        let mut moved = false;
+        for magazine in &self.magazines {
+            let frames = magazine.take_all();
+            moved |= frames != Cached::EMPTY;
+            self.uncache(frames);
+        }
+        moved
+    }
+
+    /// Puts frames taken from a magazine on the shared list, dropping the references
+    /// they kept while cached (the last one of a closed allocator releases the memory).
+    fn uncache(&self, frames: Cached) {
+        for index in frames {
+            self.list.mark(index, CACHED, CLAIMED);
+            self.release_reference();
+            self.list.push(index);
+        }
+    }
+
     /// Returns a frame popped by [`Self::take_frame`] that was never handed out.
     fn put_back(&self, index: u32) {
         let claimed = self.list.claim(index);
@@ -269,6 +408,10 @@ impl<P: Platform> Allocator<P> {
             self.stats.bump(Counter::RejectedFree);
             return Err(NtStatus::INVALID_PARAMETER);
         };
+        if self.cache_freed(index) {
+            self.notify();
+            return Ok(());
+        }
         self.stats.bump(Counter::Free);
         // SeqCst: the free side of the pending handshake.
         if self.pending_len.load(Ordering::SeqCst) != 0 {
@@ -298,7 +441,10 @@ impl<P: Platform> Allocator<P> {
     pub fn method_alloc(&self, request: &P::Request) -> AllocOutcome {
         self.platform.check_irql(Irql::Dispatch);
         if self.pending_len.load(Ordering::SeqCst) == 0 {
-            match self.take_frame() {
+            if let Some(index) = self.pop_cached() {
+                return AllocOutcome::Ready(self.address(index));
+            }
+            match self.take_shared() {
                 Ok((index, out)) => {
                     self.stats.bump(Counter::Allocation);
                     self.stats.saw_outstanding(out);
@@ -329,6 +475,9 @@ impl<P: Platform> Allocator<P> {
             return AllocOutcome::Failed(status);
         }
         self.stats.bump(Counter::Pend);
+        // After the SeqCst store of `pending_len`: every frame cached before it comes to
+        // the list here, and a free caching one after it sees the waiter ("Magazines").
+        self.drain_magazines();
         self.service_pending();
         AllocOutcome::Pended
     }
@@ -448,6 +597,9 @@ impl<P: Platform> Allocator<P> {
                 .complete_alloc(request, Err(NtStatus::CANCELLED));
             cancelled += 1;
         }
+        // After CLOSED: cached frames go back to the list, dropping their references
+        // (the last one releases the memory); a free caching one after this sees CLOSED.
+        self.drain_magazines();
         if at_close == Released::Drained {
             self.release_memory();
         }
@@ -466,7 +618,7 @@ impl<P: Platform> Allocator<P> {
     pub fn status(&self) -> KsStreamAllocatorStatus {
         KsStreamAllocatorStatus {
             framing: *self.framing.raw(),
-            allocated_frames: self.rundown.outstanding(),
+            allocated_frames: self.rundown.outstanding().saturating_sub(self.cached()),
             reserved: 0,
         }
     }
@@ -474,7 +626,18 @@ impl<P: Platform> Allocator<P> {
     /// Event counters.
     #[must_use]
     pub fn counters(&self) -> Counters {
-        self.stats.read()
+        let mut counters = self.stats.read();
+        for magazine in &self.magazines {
+            let (allocations, frees) = magazine.counts();
+            counters.allocations += allocations;
+            counters.frees += frees;
+        }
+        counters
+    }
+
+    /// Free frames cached in magazines now (racy by nature).
+    fn cached(&self) -> u32 {
+        self.magazines.iter().map(Magazine::len).sum()
     }
 
     /// A picture of the allocator (O(frames); for tests and diagnostics).
@@ -483,14 +646,16 @@ impl<P: Platform> Allocator<P> {
         let total = self.framing.frames();
         #[allow(clippy::cast_possible_truncation)] // At most `total`.
         let free = (0..total).filter(|&i| !self.list.is_out(i)).count() as u32;
+        let cached = self.cached();
         Snapshot {
             total,
             free,
-            outstanding: self.rundown.outstanding(),
+            outstanding: self.rundown.outstanding().saturating_sub(cached),
+            cached,
             pending: self.pending_len.load(Ordering::SeqCst),
             closed: self.rundown.is_closed(),
             memory_released: self.memory.with(|m| m.is_none()),
-            counters: self.stats.read(),
+            counters: self.counters(),
         }
     }
 
@@ -586,6 +751,8 @@ impl<P: Platform> Allocator<P> {
 
 impl<P: Platform> Drop for Allocator<P> {
     fn drop(&mut self) {
+        // Cached frames are free: their references go before the count is judged.
+        self.drain_magazines();
         if self.rundown.outstanding() == 0 {
             self.release_memory();
         } else if let Some(memory) = self.memory.with(Option::take) {

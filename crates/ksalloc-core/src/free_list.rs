@@ -10,7 +10,8 @@
 //! holds it. Returning a frame first compare-exchanges `link[i]` from `OUT` to [`CLAIMED`];
 //! only one of two racing frees of the same frame can win, and a frame already on the
 //! list never holds `OUT`, so neither a double free nor a forged index can put a frame on
-//! the list twice.
+//! the list twice. A frame in a per-processor magazine holds [`CACHED`], which a return
+//! refuses the same way.
 //!
 //! No locks and no allocation after construction; every operation is O(1) apart from
 //! compare-exchange retries under contention, so it is callable at `DISPATCH_LEVEL`.
@@ -26,6 +27,8 @@ pub const NIL: u32 = u32::MAX;
 pub const OUT: u32 = u32::MAX - 1;
 /// `link` value of a frame between its owner-check and its push.
 pub const CLAIMED: u32 = u32::MAX - 2;
+/// `link` value of a free frame cached in a processor's magazine instead of the list.
+pub const CACHED: u32 = u32::MAX - 3;
 
 /// Why a returned index was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,9 +61,9 @@ impl FreeList {
     /// [`OutOfMemory`] if the link array cannot be allocated.
     ///
     /// # Panics
-    /// If `len >= CLAIMED` (the caller validates frame counts far below that).
+    /// If `len >= CACHED` (the caller validates frame counts far below that).
     pub fn new(len: u32) -> Result<Self, OutOfMemory> {
-        assert!(len < CLAIMED, "frame count collides with the link markers");
+        assert!(len < CACHED, "frame count collides with the link markers");
         let mut link = Vec::new();
         link.try_reserve_exact(len as usize)
             .map_err(|_| OutOfMemory)?;
@@ -145,6 +148,26 @@ impl FreeList {
     pub fn unclaim(&self, index: u32) {
         // Relaxed: the index stays private to its new holder.
         self.link[index as usize].store(OUT, Ordering::Relaxed);
+    }
+
+    /// Moves a frame off the list from state `from` to `to`, where `from` is [`CLAIMED`]
+    /// or [`CACHED`]: states no [`Self::claim`] accepts, so the caller is the frame's
+    /// only owner and a plain store does. (`CLAIMED -> CACHED` before a magazine push,
+    /// `CACHED -> OUT` after a magazine pop, `CACHED -> CLAIMED` after taking a magazine.)
+    pub fn mark(&self, index: u32, from: u32, to: u32) {
+        let slot = &self.link[index as usize];
+        debug_assert!(
+            from == CLAIMED || from == CACHED,
+            "mark from a shared state"
+        );
+        debug_assert_eq!(
+            slot.load(Ordering::Relaxed),
+            from,
+            "frame {index} in another state"
+        );
+        // Relaxed: the frame is private to the caller; handing it to another processor
+        // (a magazine push, a list push) is the Release that publishes this store.
+        slot.store(to, Ordering::Relaxed);
     }
 
     /// Pushes an index claimed with [`Self::claim`].

@@ -17,6 +17,7 @@ pub mod allocator;
 pub mod framing;
 pub mod free_list;
 pub mod ks;
+pub mod magazine;
 pub mod pending;
 pub mod platform;
 pub mod rundown;

@@ -125,6 +125,18 @@ pub trait Platform: Clone + Send + Sync {
         requestor: Requestor,
     ) -> Result<Self::ClientEvent, NtStatus>;
 
+    /// The most processor indices [`Self::with_processor`] can pass
+    /// (`KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS)`, which counts processors
+    /// that may be added later). Called at create.
+    fn processor_count(&self) -> u32;
+
+    /// Runs `f` at `DISPATCH_LEVEL` on the current processor with that processor's index
+    /// (`KeGetCurrentProcessorNumberEx`), then restores the caller's IRQL. Until `f`
+    /// returns, no other core code runs on that processor, so state only that index
+    /// touches needs no lock. `f` must not call back into the platform. IRQL <=
+    /// `DISPATCH_LEVEL`.
+    fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R;
+
     /// Checks the IRQL contract of a core entry point; the model panics on a violation.
     fn check_irql(&self, max: Irql) {
         debug_assert!(self.current_irql() <= max, "IRQL contract violated");

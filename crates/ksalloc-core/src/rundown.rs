@@ -52,11 +52,12 @@ impl Rundown {
             }
             // Acquire on success: a frame taken after this must not be seen as taken
             // before a concurrent close's CLOSED (the CAS fails if CLOSED lands first).
-            // Relaxed on failure: we just retry.
+            // SeqCst so every write of the word is (see `close`; the same instruction on
+            // x86 and AArch64). Relaxed on failure: we just retry.
             match self.state.compare_exchange_weak(
                 current,
                 current + 1,
-                Ordering::Acquire,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
                 #[allow(clippy::cast_possible_truncation)] // At most MAX_FRAMES.
@@ -69,9 +70,10 @@ impl Rundown {
     /// Drops a reference taken by [`Self::try_acquire`].
     #[must_use = "`Drained` means the memory must go now"]
     pub fn release(&self) -> Released {
-        // AcqRel: Release orders this holder's use of the frame before a drain that
-        // frees the memory; Acquire lets the drainer see every earlier release.
-        let previous = self.state.fetch_sub(1, Ordering::AcqRel);
+        // AcqRel is the need: Release orders this holder's use of the frame before a
+        // drain that frees the memory; Acquire lets the drainer see every earlier
+        // release. SeqCst so every write of the word is (see `close`).
+        let previous = self.state.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(previous & !CLOSED != 0, "rundown released below zero");
         if previous == CLOSED | 1 {
             Released::Drained
@@ -84,9 +86,12 @@ impl Rundown {
     /// out at that moment (`Drained` means none: the closer releases the memory).
     #[must_use = "`Drained` means the closer releases the memory"]
     pub fn close(&self) -> Option<Released> {
-        // AcqRel: Acquire sees every release so far, Release publishes CLOSED to
-        // acquirers, which then fail.
-        let previous = self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        // SeqCst: Acquire sees every release so far, Release publishes CLOSED to
+        // acquirers, which then fail; and the total order makes it the close side of
+        // the allocator's magazine handshake (a free that caches a frame, then checks
+        // `is_closed`). Every write of this word is SeqCst, so that order is one chain
+        // (and loom, which orders SeqCst loads only against SeqCst stores, models it).
+        let previous = self.state.fetch_or(CLOSED, Ordering::SeqCst);
         if previous & CLOSED != 0 {
             None
         } else if previous == 0 {
@@ -99,7 +104,8 @@ impl Rundown {
     /// Whether [`Self::close`] has run.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CLOSED != 0
+        // SeqCst (a plain load on x86): see `close`.
+        self.state.load(Ordering::SeqCst) & CLOSED != 0
     }
 
     /// Frames out with clients now.

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use ks_abi::ks::{file_alignment, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
-use ksalloc_core::allocator::MAX_CLIENT_EVENTS;
+use ksalloc_core::allocator::{MAX_CLIENT_EVENTS, MIN_FRAMES_PER_PROCESSOR};
+use ksalloc_core::magazine::CAPACITY;
 use ksalloc_core::pending::MAX_PENDING;
 use ksalloc_core::{AllocOutcome, Allocator, Irql, RequestHandle, Snapshot};
-use ksalloc_model::{raise_irql, Irp, ModelEvent, ModelKernel, RequestorMode};
+use ksalloc_model::{bind_processor, raise_irql, Irp, ModelEvent, ModelKernel, RequestorMode};
 
 type Alloc = Arc<Allocator<ModelKernel>>;
 
@@ -679,10 +680,21 @@ fn close_at_dispatch_level_violates_its_irql_contract() {
 
 #[test]
 fn table_alloc_free_pend_and_cancel_race_on_real_threads() {
-    const FRAMES: u32 = 8;
+    race_on_real_threads(8, false);
+}
+
+/// The same race with magazines: 12 frames on the model's two processors, four
+/// threads taking turns on them.
+#[test]
+fn table_alloc_free_pend_and_cancel_race_with_magazines() {
+    race_on_real_threads(12, true);
+}
+
+fn race_on_real_threads(frames: u32, magazines: bool) {
     const ROUNDS: usize = 2_000;
     let kernel = ModelKernel::new();
-    let alloc = create(&kernel, FRAMES);
+    let alloc = create(&kernel, frames);
+    assert_eq!(alloc.has_magazines(), magazines);
     alloc.acquire_function_table().unwrap();
     let completed_irps = std::thread::scope(|s| {
         for _ in 0..3 {
@@ -721,17 +733,224 @@ fn table_alloc_free_pend_and_cancel_race_on_real_threads() {
     });
     assert!(completed_irps.iter().all(|i| i.completion().is_some()));
     let snap = assert_conserved(&alloc);
-    assert_eq!((snap.free, snap.outstanding, snap.pending), (FRAMES, 0, 0));
+    assert_eq!((snap.free, snap.outstanding, snap.pending), (frames, 0, 0));
     assert_eq!(
         snap.counters.allocations, snap.counters.frees,
         "every frame handed out came back"
     );
     assert_eq!(snap.counters.rejected_frees, 0);
     assert!(
-        snap.counters.peak_outstanding <= u64::from(FRAMES),
+        snap.counters.peak_outstanding <= u64::from(frames),
         "failed attempts must not count as frames out: {}",
         snap.counters.peak_outstanding
     );
     alloc.close();
+    kernel.assert_no_leaks();
+}
+
+// ---- magazines -----------------------------------------------------------------------
+
+/// A pool on the model's two processors just big enough for magazines.
+const MAGAZINE_FRAMES: u32 = 2 * MIN_FRAMES_PER_PROCESSOR;
+
+/// Runs `f` with the thread on `processor`, then unbinds it.
+fn on<R>(processor: usize, f: impl FnOnce() -> R) -> R {
+    bind_processor(Some(processor));
+    let result = at_dispatch(f);
+    bind_processor(None);
+    result
+}
+
+#[test]
+fn magazines_only_from_the_minimum_frames_per_processor() {
+    for (processors, frames, expect) in [
+        (2, MAGAZINE_FRAMES - 1, false),
+        (2, MAGAZINE_FRAMES, true),
+        (1, 8, true),
+        (4, 8, false),
+        (4, 4 * MIN_FRAMES_PER_PROCESSOR, true),
+    ] {
+        let kernel = ModelKernel::with_processors(processors);
+        let alloc = create(&kernel, frames);
+        assert_eq!(
+            alloc.has_magazines(),
+            expect,
+            "{frames} frames, {processors} CPUs"
+        );
+    }
+}
+
+#[test]
+fn a_freed_frame_is_cached_on_its_processor_and_counted_free() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let a = on(0, || alloc.table_allocate()).unwrap();
+    on(0, || alloc.free(a)).unwrap();
+    let snap = assert_conserved(&alloc);
+    assert_eq!(
+        (snap.cached, snap.free, snap.outstanding),
+        (1, MAGAZINE_FRAMES, 0)
+    );
+    assert_eq!(
+        alloc.status().allocated_frames,
+        0,
+        "STATUS counts cached frames free"
+    );
+    // Processor 1 does not see processor 0's magazine while the shared list has frames...
+    let b = on(1, || alloc.table_allocate()).unwrap();
+    assert_ne!(a, b);
+    // ...and processor 0 gets its cached frame back first.
+    assert_eq!(on(0, || alloc.table_allocate()), Ok(a));
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.cached, snap.outstanding), (0, 2));
+    assert_eq!((snap.counters.allocations, snap.counters.frees), (3, 1));
+    // A double free of a cached frame is refused like any other.
+    on(1, || alloc.free(b)).unwrap();
+    assert_eq!(on(0, || alloc.free(b)), Err(NtStatus::INVALID_PARAMETER));
+    assert_eq!(on(1, || alloc.free(b)), Err(NtStatus::INVALID_PARAMETER));
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.cached, snap.counters.rejected_frees), (1, 2));
+    on(0, || alloc.free(a)).unwrap();
+    alloc.close();
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn a_full_magazine_sends_the_next_free_to_the_shared_list() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let held: Vec<usize> = (0..=CAPACITY)
+        .map(|_| on(0, || alloc.table_allocate()).unwrap())
+        .collect();
+    for &frame in &held {
+        on(0, || alloc.free(frame)).unwrap();
+    }
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.cached, snap.free), (CAPACITY, MAGAZINE_FRAMES));
+    // The one that did not fit went to the shared list, where processor 1 finds it on top.
+    assert_eq!(
+        on(1, || alloc.table_allocate()),
+        Ok(held[usize::try_from(CAPACITY).unwrap()])
+    );
+}
+
+#[test]
+fn an_empty_shared_list_takes_frames_cached_on_other_processors() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let mut held: Vec<usize> =
+        std::iter::from_fn(|| on(0, || alloc.table_allocate()).ok()).collect();
+    assert_eq!(held.len(), MAGAZINE_FRAMES as usize);
+    let cached: Vec<usize> = held.drain(..2).collect();
+    for &frame in &cached {
+        on(1, || alloc.free(frame)).unwrap();
+    }
+    assert_eq!(alloc.snapshot().cached, 2);
+    // Table allocate on processor 0: own magazine empty, shared list empty, so it
+    // empties processor 1's magazine onto the list and takes from there.
+    let got = on(0, || alloc.table_allocate()).unwrap();
+    assert!(cached.contains(&got));
+    held.push(got);
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.cached, snap.free), (0, 1));
+    // The ALLOC method does the same before it would pend.
+    let irp = alloc_irp(&kernel, &alloc);
+    let outcome = on(0, || alloc.method_alloc(&irp));
+    let AllocOutcome::Ready(last) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(cached.contains(&last) && last != got);
+    finish(&irp, outcome);
+    held.push(last);
+    assert_eq!(
+        on(1, || alloc.table_allocate()),
+        Err(NtStatus::INSUFFICIENT_RESOURCES)
+    );
+    for frame in held {
+        on(1, || alloc.free(frame)).unwrap();
+    }
+    alloc.close();
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn frees_skip_magazines_while_an_alloc_waits() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let held = take_all(&alloc);
+    let irp = alloc_irp(&kernel, &alloc);
+    assert_eq!(on(0, || alloc.method_alloc(&irp)), AllocOutcome::Pended);
+    on(1, || alloc.free(held[3])).unwrap();
+    assert_eq!(
+        irp.allocated_frame(),
+        Some(held[3]),
+        "the waiter got the frame"
+    );
+    on(1, || alloc.free(held[4])).unwrap();
+    let snap = assert_conserved(&alloc);
+    assert_eq!(
+        (snap.cached, snap.pending),
+        (1, 0),
+        "no waiter: cached again"
+    );
+    on(0, || alloc.free(held[3])).unwrap();
+    for (i, &frame) in held.iter().enumerate() {
+        if i != 3 && i != 4 {
+            on(i % 2, || alloc.free(frame)).unwrap();
+        }
+    }
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.free, snap.outstanding), (MAGAZINE_FRAMES, 0));
+    assert_eq!(snap.counters.allocations, snap.counters.frees);
+    alloc.close();
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn close_returns_cached_frames_and_releases_the_memory() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let a = on(0, || alloc.table_allocate()).unwrap();
+    let b = on(1, || alloc.table_allocate()).unwrap();
+    on(0, || alloc.free(a)).unwrap();
+    on(1, || alloc.free(b)).unwrap();
+    assert_eq!(alloc.snapshot().cached, 2);
+    assert_eq!(kernel.live_blocks(), 1);
+    alloc.close();
+    assert!(alloc.is_drained());
+    let snap = alloc.snapshot();
+    assert!(snap.memory_released && snap.cached == 0, "{snap:?}");
+    // After close a free never caches: the frame would be stranded.
+    assert_eq!(
+        on(0, || alloc.table_allocate()),
+        Err(NtStatus::INVALID_DEVICE_STATE)
+    );
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn close_with_frames_out_and_cached_waits_for_the_last_one() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let a = on(0, || alloc.table_allocate()).unwrap();
+    let b = on(0, || alloc.table_allocate()).unwrap();
+    on(0, || alloc.free(a)).unwrap();
+    alloc.close();
+    assert!(!alloc.is_drained());
+    assert_eq!(kernel.live_blocks(), 1, "b is still out");
+    on(0, || alloc.free(b)).unwrap();
+    let snap = alloc.snapshot();
+    assert!(snap.memory_released && snap.cached == 0, "{snap:?}");
+    assert!(alloc.is_drained());
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn dropping_an_open_allocator_with_cached_frames_frees_its_memory() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let a = on(0, || alloc.table_allocate()).unwrap();
+    on(0, || alloc.free(a)).unwrap();
+    drop(alloc);
     kernel.assert_no_leaks();
 }

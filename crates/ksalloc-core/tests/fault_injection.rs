@@ -9,6 +9,7 @@
 
 use ks_abi::ks::{pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
+use ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
 use ksalloc_core::{AllocOutcome, Allocator};
 use ksalloc_model::pool::{disarm, fail_nth_allocation, FaultyGlobal};
 use ksalloc_model::{ModelKernel, RequestorMode};
@@ -112,10 +113,26 @@ fn create_fails_cleanly_at_each_allocation_point() {
         kernel.assert_no_leaks();
     }
     println!("allocation points of Allocator::create (heap, pool), per framing: {points:?}");
-    assert!(
-        points.iter().all(|&p| p == points[0] && p.0 > 0 && p.1 > 0),
-        "every framing allocates the same way: {points:?}"
+    // The same points for every framing, plus the magazine array for pools big enough
+    // to have magazines (16 and 300 frames on the model's two processors).
+    let magazines = |raw: &KsAllocatorFraming| {
+        let processors = u32::try_from(ModelKernel::DEFAULT_PROCESSORS).unwrap();
+        u64::from(raw.frames >= MIN_FRAMES_PER_PROCESSOR * processors)
+    };
+    assert_eq!(
+        FRAMINGS.iter().map(magazines).collect::<Vec<_>>(),
+        [0, 0, 1, 1],
+        "the framings cover both kinds of pool"
     );
+    let base = points[0];
+    assert!(base.0 > 0 && base.1 > 0, "{points:?}");
+    for (raw, &p) in FRAMINGS.iter().zip(&points) {
+        assert_eq!(
+            p,
+            (base.0 + magazines(raw), base.1),
+            "every framing allocates the same way: {points:?}"
+        );
+    }
 }
 
 /// `set_random_faults`: every create either succeeds or fails with

@@ -58,6 +58,21 @@ use loom_support::model;
 loom::thread_local! {
     static IRQL: Cell<Irql> = Cell::new(Irql::Passive);
     static LOCKS_HELD: Cell<u32> = Cell::new(0);
+    /// The processor this thread runs on (`spawn_on`); the main thread's is 0.
+    static PROCESSOR: Cell<usize> = Cell::new(0);
+    static IN_PROCESSOR: Cell<bool> = Cell::new(false);
+}
+
+/// Processors of the loom kernel: with `MAGAZINE_FRAMES` frames an allocator has magazines.
+const PROCESSORS_U32: u32 = 2;
+const PROCESSORS: usize = PROCESSORS_U32 as usize;
+const MAGAZINE_FRAMES: u32 = PROCESSORS_U32 * ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
+
+fn assert_outside_processor(what: &str) {
+    assert!(
+        !IN_PROCESSOR.with(Cell::get),
+        "{what} inside with_processor"
+    );
 }
 
 fn irql() -> Irql {
@@ -119,6 +134,7 @@ struct LoomLock<T>(Mutex<T>);
 impl<T> SpinLock<T> for LoomLock<T> {
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         assert!(irql() <= Irql::Dispatch, "KeAcquireSpinLock above DISPATCH");
+        assert_outside_processor("KeAcquireSpinLock");
         at_dispatch(|| {
             let mut guard = self.0.lock().expect("no thread panics holding a lock");
             LOCKS_HELD.with(|c| c.set(c.get() + 1));
@@ -160,6 +176,8 @@ struct Kernel {
     /// Set when frame memory went back to the pool with a core lock held.
     pool_call_under_lock: GhostBool,
     completions: Mutex<Vec<(usize, Result<usize, NtStatus>)>>,
+    /// Which processors a thread is inside `with_processor` on.
+    on_processor: [GhostBool; PROCESSORS],
 }
 
 #[derive(Clone)]
@@ -175,6 +193,7 @@ impl LoomPlatform {
             frames_out: GhostCount::new(0),
             pool_call_under_lock: GhostBool::new(false),
             completions: Mutex::new(Vec::new()),
+            on_processor: [GhostBool::new(false), GhostBool::new(false)],
         }))
     }
 
@@ -208,6 +227,7 @@ impl LoomPlatform {
     /// `IoCompleteRequest` for an ALLOC, by the core or by the dispatcher.
     fn complete(&self, request: &Request, result: Result<usize, NtStatus>) {
         assert!(irql() <= Irql::Dispatch);
+        assert_outside_processor("IoCompleteRequest");
         assert_eq!(locks_held(), 0, "IoCompleteRequest with a core lock held");
         assert_ne!(
             request.cancel.load(Ordering::Acquire),
@@ -292,6 +312,7 @@ impl Platform for LoomPlatform {
 
     fn free_nonpaged(&self, memory: Block) {
         assert!(irql() <= Irql::Dispatch);
+        assert_outside_processor("ExFreePoolWithTag");
         assert_eq!(memory.base, BASE);
         if locks_held() != 0 {
             self.0.pool_call_under_lock.store(true, GHOST);
@@ -320,6 +341,7 @@ impl Platform for LoomPlatform {
 
     fn set_event(&self, event: &Event) {
         assert!(irql() <= Irql::Dispatch);
+        assert_outside_processor("KeSetEvent");
         event.0.fetch_add(1, GHOST);
     }
 
@@ -359,6 +381,29 @@ impl Platform for LoomPlatform {
         [0x1000, 0x2000]
     }
 
+    fn processor_count(&self) -> u32 {
+        PROCESSORS_U32
+    }
+
+    fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R {
+        assert!(irql() <= Irql::Dispatch);
+        assert_outside_processor("with_processor");
+        let processor = PROCESSOR.with(Cell::get);
+        let busy = &self.0.on_processor[processor];
+        assert!(
+            !busy.swap(true, GHOST),
+            "two threads inside with_processor on processor {processor}"
+        );
+        let result = at_dispatch(|| {
+            IN_PROCESSOR.with(|c| c.set(true));
+            let result = f(processor);
+            IN_PROCESSOR.with(|c| c.set(false));
+            result
+        });
+        busy.store(false, GHOST);
+        result
+    }
+
     fn reference_client_event(
         &self,
         _: &KsEventData,
@@ -395,6 +440,20 @@ fn setup(frames: u32) -> (LoomPlatform, Arc<Allocator<LoomPlatform>>) {
     // constructor happens-before that store). Cancelling a key that is not queued stores
     // `pending_len` (0, SeqCst) under the lock, and makes every later store SeqCst-ordered.
     assert!(!at_dispatch(|| alloc.cancel(usize::MAX)));
+    // The same for the magazine words, the other half of the magazine handshakes: on
+    // each processor a frame is cached, taken and cached again, which leaves a SeqCst
+    // write in each word (and one frame cached per processor as every scenario starts).
+    if alloc.has_magazines() {
+        for processor in 0..PROCESSORS {
+            PROCESSOR.with(|c| c.set(processor));
+            let frame = at_dispatch(|| alloc.table_allocate()).expect("free frame");
+            at_dispatch(|| alloc.free(frame)).expect("held frame");
+            assert_eq!(at_dispatch(|| alloc.table_allocate()), Ok(frame), "cached");
+            at_dispatch(|| alloc.free(frame)).expect("held frame");
+        }
+        PROCESSOR.with(|c| c.set(0));
+        assert_eq!(alloc.snapshot().cached, PROCESSORS_U32);
+    }
     (kernel, Arc::new(alloc))
 }
 
@@ -406,6 +465,19 @@ fn spawn<R: 'static>(
 ) -> thread::JoinHandle<R> {
     let (kernel, alloc) = (kernel.clone(), Arc::clone(alloc));
     thread::spawn(move || f(&kernel, &alloc))
+}
+
+/// `spawn` with the thread on `processor` (each thread its own: the platform checks).
+fn spawn_on<R: 'static>(
+    processor: usize,
+    kernel: &LoomPlatform,
+    alloc: &Arc<Allocator<LoomPlatform>>,
+    f: impl FnOnce(&LoomPlatform, &Allocator<LoomPlatform>) -> R + 'static,
+) -> thread::JoinHandle<R> {
+    spawn(kernel, alloc, move |k, a| {
+        PROCESSOR.with(|c| c.set(processor));
+        f(k, a)
+    })
 }
 
 /// At rest: the snapshot agrees with the ghost books.
@@ -779,5 +851,128 @@ fn cancel_free_close_release_memory_outside_the_lock() {
             .into_iter()
             .collect();
         teardown(&kernel, &alloc, &held);
+    });
+}
+
+// ---- magazines (allocators with `MAGAZINE_FRAMES` frames on two processors) ----------
+
+/// Takes every frame on the main thread (processor 0).
+fn take_every_frame(kernel: &LoomPlatform, alloc: &Allocator<LoomPlatform>) -> Vec<usize> {
+    let held: Vec<usize> = std::iter::from_fn(|| kernel.table_take(alloc)).collect();
+    assert_eq!(held.len(), MAGAZINE_FRAMES as usize);
+    assert!(alloc.has_magazines());
+    held
+}
+
+/// (vi) The magazine rule: a frame freed on processor 1, where it may be cached, while an
+/// ALLOC on processor 0 finds nothing free and pends. Whatever the interleaving, the
+/// request ends up with that frame: it never waits while the frame sits in a magazine.
+#[test]
+fn cached_free_vs_pending_alloc_never_strands_the_frame() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
+        let mut held = take_every_frame(&kernel, &alloc);
+        let frame = held.pop().unwrap();
+        let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
+        let request = Request::new(1);
+        let r = request.clone();
+        let allocer = spawn_on(0, &kernel, &alloc, move |k, a| k.method_alloc(a, &r));
+        freer.join().unwrap();
+        allocer.join().unwrap();
+
+        assert_eq!(
+            kernel.completion(request.key),
+            Some(Ok(frame)),
+            "the request got the freed frame"
+        );
+        let s = alloc.snapshot();
+        if s.pending != 0 {
+            let s2 = alloc.snapshot();
+            eprintln!("DEBUG again {s2:?}");
+        }
+        assert_eq!((s.pending, s.cached, s.free), (0, 0, 0), "{s:?}");
+        assert_at_rest(&kernel, &alloc);
+        held.push(frame);
+        teardown(&kernel, &alloc, &held);
+    });
+}
+
+/// (vii) A free caching its frame while close runs: close takes the frame back, or the
+/// free sees CLOSED and does; the memory goes exactly once when the last frame is back.
+#[test]
+fn cached_free_vs_close_strands_no_frame() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
+        let kept = kernel.table_take(&alloc).expect("free frame");
+        let frame = kernel.table_take(&alloc).expect("free frame");
+        let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
+        let closer = spawn_on(0, &kernel, &alloc, |_, a| a.close());
+        freer.join().unwrap();
+        assert_eq!(closer.join().unwrap(), 0);
+
+        let s = alloc.snapshot();
+        assert_eq!((s.cached, s.outstanding), (0, 1), "{s:?}");
+        assert!(!s.memory_released && !alloc.is_drained());
+        assert_at_rest(&kernel, &alloc);
+        teardown(&kernel, &alloc, &[kept]);
+    });
+}
+
+/// (viii) The last free frame sits in processor 1's magazine; processor 1 pops it while
+/// processor 0, whose magazine and the shared list are empty, takes processor 1's
+/// magazine. Exactly one of them gets it.
+#[test]
+fn owner_pop_vs_drain_hand_out_a_cached_frame_once() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
+        let mut held = take_every_frame(&kernel, &alloc);
+        let frame = held.pop().unwrap();
+        spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame))
+            .join()
+            .unwrap();
+        assert_eq!(alloc.snapshot().cached, 1);
+
+        let owner = spawn_on(1, &kernel, &alloc, LoomPlatform::table_take);
+        let other = spawn_on(0, &kernel, &alloc, LoomPlatform::table_take);
+        let got: Vec<usize> = [owner.join().unwrap(), other.join().unwrap()]
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(got, [frame], "handed out exactly once");
+        assert_at_rest(&kernel, &alloc);
+        held.extend(got);
+        teardown(&kernel, &alloc, &held);
+    });
+}
+
+/// (ix) The same frame freed twice at once on two processors (a client bug): exactly one
+/// free is accepted, and the frame is cached or listed once.
+#[test]
+fn double_free_on_two_processors_is_refused_once() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
+        let frame = kernel.table_take(&alloc).expect("free frame");
+        kernel.0.frames_out.fetch_sub(1, GHOST);
+        let first = spawn_on(0, &kernel, &alloc, move |_, a| a.free(frame));
+        let second = spawn_on(1, &kernel, &alloc, move |_, a| a.free(frame));
+        let results = [first.join().unwrap(), second.join().unwrap()];
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(results.contains(&Err(NtStatus::INVALID_PARAMETER)));
+        let s = alloc.snapshot();
+        assert_eq!(
+            (s.free, s.outstanding, s.counters.rejected_frees),
+            (MAGAZINE_FRAMES, 0, 1),
+            "{s:?}"
+        );
+        assert!(
+            s.cached <= 2,
+            "the one primed on processor 1, and this one: {s:?}"
+        );
+        assert_at_rest(&kernel, &alloc);
+        teardown(&kernel, &alloc, &[]);
     });
 }

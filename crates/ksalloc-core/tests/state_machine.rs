@@ -23,23 +23,40 @@
 //!
 //! The reference predicts exact frame indices: the free list is a LIFO stack that starts
 //! with frame 0 on top.
+//!
+//! Magazines: the model kernel has two processors, and every allocate and free runs on
+//! one the operation names. Pools of at least `MIN_FRAMES_PER_PROCESSOR` frames per
+//! processor (half the generated pools) have a magazine per processor, which the
+//! reference models as a LIFO of at most `CAPACITY` frames per processor in front of the
+//! list: an allocation pops its processor's magazine first; a free with no waiter and
+//! room caches there; an allocation that finds the list empty first moves every
+//! magazine onto it (processor order, bottom first); close does the same. The rule the
+//! issue asks for is checked after every step: a pending ALLOC never waits while a
+//! frame is free, cached ones included, and STATUS counts cached frames as free.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use ks_abi::ks::{pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
+use ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
+use ksalloc_core::magazine::CAPACITY;
 use ksalloc_core::pending::MAX_PENDING;
 use ksalloc_core::stats::Counters;
 use ksalloc_core::{AllocOutcome, Allocator};
-use ksalloc_model::{Irp, ModelKernel, RequestorMode};
+use ksalloc_model::{bind_processor, Irp, ModelKernel, RequestorMode};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 
+/// Processors of the model kernel.
+const PROCESSORS_U32: u32 = 2;
+const PROCESSORS: usize = PROCESSORS_U32 as usize;
+/// Smallest pool with magazines on `PROCESSORS` processors.
+const MAGAZINE_FRAMES: u32 = PROCESSORS_U32 * MIN_FRAMES_PER_PROCESSOR;
 /// Largest valid frame count the generator uses (snapshot is O(frames) per step).
-const MAX_TEST_FRAMES: u32 = 4;
+const MAX_TEST_FRAMES: u32 = MAGAZINE_FRAMES + 4;
 
 fn config() -> Config {
     let cases = std::env::var("KSALLOC_PROPTEST_CASES")
@@ -80,9 +97,10 @@ enum Target {
 #[derive(Clone, Debug)]
 enum Op {
     Create(KsAllocatorFraming),
-    TableAllocate,
-    Free(Target),
-    MethodAlloc,
+    /// On processor `.0`.
+    TableAllocate(usize),
+    Free(Target, usize),
+    MethodAlloc(usize),
     /// `IoCancelIrp` on the `n`th oldest pending ALLOC.
     Cancel(usize),
     Close,
@@ -122,6 +140,8 @@ struct RefAlloc {
     stride: usize,
     /// The free list; the top is the end.
     free: Vec<u32>,
+    /// Each processor's magazine (top at the end), or none for a small pool.
+    magazines: Vec<Vec<u32>>,
     out: BTreeSet<u32>,
     queue: VecDeque<usize>,
     closed: bool,
@@ -139,6 +159,11 @@ impl RefAlloc {
             frames,
             stride,
             free: (0..frames).rev().collect(),
+            magazines: if frames >= MAGAZINE_FRAMES {
+                vec![Vec::new(); PROCESSORS]
+            } else {
+                Vec::new()
+            },
             out: BTreeSet::new(),
             queue: VecDeque::new(),
             closed: false,
@@ -154,11 +179,34 @@ impl RefAlloc {
         self.closed && self.out.is_empty()
     }
 
-    fn hand_out(&mut self) -> Option<u32> {
-        let index = self.free.pop()?;
+    fn cached(&self) -> usize {
+        self.magazines.iter().map(Vec::len).sum()
+    }
+
+    /// Every magazine onto the list, processor order, bottom first.
+    fn drain_magazines(&mut self) {
+        for magazine in &mut self.magazines {
+            self.free.append(magazine);
+        }
+    }
+
+    /// An allocation on `processor`: its magazine first, then the list (refilled from
+    /// every magazine when empty).
+    fn hand_out(&mut self, processor: usize) -> Option<u32> {
+        let index = if let Some(index) = self.magazines.get_mut(processor).and_then(Vec::pop) {
+            index
+        } else {
+            if self.free.is_empty() {
+                self.drain_magazines();
+            }
+            let index = self.free.pop()?;
+            // The peak counts frames off the shared list: out, and cached.
+            let off_list = self.out.len() + 1 + self.cached();
+            self.counters.peak_outstanding = self.counters.peak_outstanding.max(off_list as u64);
+            index
+        };
         self.out.insert(index);
         self.counters.allocations += 1;
-        self.counters.peak_outstanding = self.counters.peak_outstanding.max(self.out.len() as u64);
         self.base_known = true;
         Some(index)
     }
@@ -226,7 +274,8 @@ impl Model {
 }
 
 fn valid_framing() -> impl Strategy<Value = KsAllocatorFraming> {
-    (1..=MAX_TEST_FRAMES, 1u32..=600, 0u32..=12, 0u32..=0xF).prop_map(
+    let frames = prop_oneof![1..=4u32, MAGAZINE_FRAMES..=MAX_TEST_FRAMES];
+    (frames, 1u32..=600, 0u32..=12, 0u32..=0xF).prop_map(
         |(frames, frame_size, align_log2, options_flags)| KsAllocatorFraming {
             options_flags,
             pool_type: pool_type::NON_PAGED,
@@ -315,10 +364,16 @@ impl ReferenceStateMachine for Reference {
         let Some(a) = &state.alloc else {
             return framing().prop_map(Op::Create).boxed();
         };
+        let processor = || 0..PROCESSORS;
         let mut choices: Vec<(u32, BoxedStrategy<Op>)> = vec![
-            (6, Just(Op::TableAllocate).boxed()),
-            (8, target(a).prop_map(Op::Free).boxed()),
-            (5, Just(Op::MethodAlloc).boxed()),
+            (6, processor().prop_map(Op::TableAllocate).boxed()),
+            (
+                8,
+                (target(a), processor())
+                    .prop_map(|(t, p)| Op::Free(t, p))
+                    .boxed(),
+            ),
+            (5, processor().prop_map(Op::MethodAlloc).boxed()),
             (1, Just(Op::Close).boxed()),
             (1, Just(Op::AcquireTable).boxed()),
         ];
@@ -335,7 +390,7 @@ impl ReferenceStateMachine for Reference {
         match (op, &state.alloc) {
             (Op::Create(_), _) => state.can_create(),
             (_, None) => false,
-            (Op::Free(t), Some(a)) => a.valid(*t),
+            (Op::Free(t, _), Some(a)) => a.valid(*t),
             (Op::Cancel(n), Some(a)) => *n < a.queue.len(),
             _ => true,
         }
@@ -367,15 +422,15 @@ fn apply_to(a: &mut RefAlloc, generation: usize, irps: &mut Vec<IrpState>, op: &
     let done = |result| IrpState::Done { generation, result };
     match *op {
         Op::Create(_) => unreachable!("handled by the caller"),
-        Op::TableAllocate => Outcome::Table(if a.closed {
+        Op::TableAllocate(processor) => Outcome::Table(if a.closed {
             Err(NtStatus::INVALID_DEVICE_STATE)
-        } else if let Some(index) = a.queue.is_empty().then(|| a.hand_out()).flatten() {
+        } else if let Some(index) = a.queue.is_empty().then(|| a.hand_out(processor)).flatten() {
             Ok(index)
         } else {
             a.counters.failed_allocations += 1;
             Err(NtStatus::INSUFFICIENT_RESOURCES)
         }),
-        Op::Free(target) => {
+        Op::Free(target, processor) => {
             let Some(index) = a.resolve(target).filter(|i| a.out.contains(i)) else {
                 a.counters.rejected_frees += 1;
                 return Outcome::Free(Err(NtStatus::INVALID_PARAMETER));
@@ -388,18 +443,24 @@ fn apply_to(a: &mut RefAlloc, generation: usize, irps: &mut Vec<IrpState>, op: &
                 a.counters.allocations += 1;
             } else {
                 a.out.remove(&index);
-                a.free.push(index);
+                match a.magazines.get_mut(processor) {
+                    Some(magazine) if !a.closed && magazine.len() < CAPACITY as usize => {
+                        magazine.push(index);
+                    }
+                    _ => a.free.push(index),
+                }
             }
             if a.table_armed {
                 a.event_sets += 1;
             }
             Outcome::Free(Ok(()))
         }
-        Op::MethodAlloc => {
+        Op::MethodAlloc(processor) => {
             let id = irps.len();
             let outcome = if a.closed {
                 Outcome::AllocFailed(NtStatus::INVALID_DEVICE_STATE)
-            } else if let Some(index) = a.queue.is_empty().then(|| a.hand_out()).flatten() {
+            } else if let Some(index) = a.queue.is_empty().then(|| a.hand_out(processor)).flatten()
+            {
                 Outcome::Ready(index)
             } else if a.queue.len() == MAX_PENDING {
                 Outcome::AllocFailed(NtStatus::INSUFFICIENT_RESOURCES)
@@ -432,6 +493,7 @@ fn apply_to(a: &mut RefAlloc, generation: usize, irps: &mut Vec<IrpState>, op: &
                 irps[id] = done(Err(NtStatus::CANCELLED));
             }
             a.counters.cancels += cancelled as u64;
+            a.drain_magazines();
             Outcome::Close(cancelled)
         }
         Op::AcquireTable => Outcome::Acquire(if a.closed {
@@ -535,7 +597,7 @@ impl StateMachineTest for AllocatorMachine {
     fn init_test(reference: &Model) -> (Sut, Model) {
         (
             Sut {
-                kernel: ModelKernel::new(),
+                kernel: ModelKernel::with_processors(PROCESSORS),
                 alloc: None,
                 gens: Vec::new(),
                 irps: Vec::new(),
@@ -566,7 +628,8 @@ impl StateMachineTest for AllocatorMachine {
                     sut.alloc = Some(Arc::new(a));
                 }))
             }
-            Op::TableAllocate => {
+            Op::TableAllocate(processor) => {
+                bind_processor(Some(processor));
                 let result = sut.alloc().table_allocate();
                 Outcome::Table(result.map(|address| {
                     let Outcome::Table(Ok(index)) = expected else {
@@ -576,13 +639,15 @@ impl StateMachineTest for AllocatorMachine {
                     index
                 }))
             }
-            Op::Free(target) => {
+            Op::Free(target, processor) => {
                 let reference = before.alloc.as_ref().expect("precondition");
                 let address = sut.address(target, reference);
+                bind_processor(Some(processor));
                 Outcome::Free(sut.alloc().free(address))
             }
-            Op::MethodAlloc => {
+            Op::MethodAlloc(processor) => {
                 let irp = sut.new_alloc_irp();
+                bind_processor(Some(processor));
                 let outcome = match sut.alloc().method_alloc(&irp) {
                     AllocOutcome::Ready(address) => {
                         let Outcome::Ready(index) = expected else {
@@ -611,6 +676,7 @@ impl StateMachineTest for AllocatorMachine {
             Op::Close => Outcome::Close(sut.alloc().close()),
             Op::AcquireTable => Outcome::Acquire(sut.alloc().acquire_function_table()),
         };
+        bind_processor(None);
         assert_eq!(outcome, expected, "{op:?}");
         (sut, after.clone())
     }
@@ -661,7 +727,15 @@ impl StateMachineTest for AllocatorMachine {
             assert_eq!(s.free + s.outstanding, s.total, "{s:?}");
         }
         assert_eq!(s.total, a.frames);
-        assert_eq!(s.free as usize, a.free.len(), "free frames");
+        assert_eq!(alloc.has_magazines(), !a.magazines.is_empty());
+        assert_eq!(s.cached as usize, a.cached(), "cached frames");
+        assert_eq!(s.free as usize, a.free.len() + a.cached(), "free frames");
+        // The magazine rule: nobody waits while a frame is free, cached or not.
+        assert!(
+            s.pending == 0 || s.free == 0,
+            "a request waits beside a free frame: {s:?}"
+        );
+        assert!(s.cached <= CAPACITY * PROCESSORS_U32, "{s:?}");
         assert_eq!(s.outstanding as usize, a.out.len(), "frames out");
         assert_eq!(s.pending as usize, a.queue.len(), "pending ALLOCs");
         assert_eq!(s.closed, a.closed);

@@ -13,6 +13,7 @@ use crate::irp::{Irp, RequestorMode};
 use crate::irql::{assert_irql_at_most, current_irql, locks_held};
 use crate::lock::ModelSpinLock;
 use crate::pool::{fault_point, ModelMemory, Pool};
+use crate::processor::{assert_outside, Processors};
 
 /// Random pool failures for long runs (the simulator's `--fault-rate`).
 struct RandomFaults {
@@ -41,6 +42,7 @@ struct Inner {
     random_faults: Mutex<Option<RandomFaults>>,
     live_irps: AtomicI64,
     irps_created: AtomicU64,
+    processors: Processors,
 }
 
 /// A model kernel. Clones share one kernel.
@@ -63,9 +65,22 @@ impl std::fmt::Debug for ModelKernel {
 }
 
 impl ModelKernel {
-    /// A fresh kernel: empty pool, no faults.
+    /// Processors a kernel from [`Self::new`] has (this machine's count, for the
+    /// benchmarks' sake; tests that depend on it say so with [`Self::with_processors`]).
+    pub const DEFAULT_PROCESSORS: usize = 2;
+
+    /// A fresh kernel: empty pool, no faults, [`Self::DEFAULT_PROCESSORS`] processors.
     #[must_use]
     pub fn new() -> Self {
+        Self::with_processors(Self::DEFAULT_PROCESSORS)
+    }
+
+    /// A fresh kernel with `processors` processors.
+    ///
+    /// # Panics
+    /// If `processors` is 0.
+    #[must_use]
+    pub fn with_processors(processors: usize) -> Self {
         Self(Arc::new(Inner {
             pool: Mutex::new(Pool::default()),
             events: Mutex::new(BTreeMap::new()),
@@ -74,6 +89,7 @@ impl ModelKernel {
             random_faults: Mutex::new(None),
             live_irps: AtomicI64::new(0),
             irps_created: AtomicU64::new(0),
+            processors: Processors::new(processors),
         }))
     }
 
@@ -223,6 +239,7 @@ impl Platform for ModelKernel {
 
     fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<ModelMemory> {
         assert_irql_at_most(Irql::Dispatch, "ExAllocatePool2(NonPaged)");
+        assert_outside("ExAllocatePool2");
         assert_eq!(
             locks_held(),
             0,
@@ -237,6 +254,7 @@ impl Platform for ModelKernel {
 
     fn free_nonpaged(&self, memory: ModelMemory) {
         assert_irql_at_most(Irql::Dispatch, "ExFreePoolWithTag");
+        assert_outside("ExFreePoolWithTag");
         assert_eq!(
             locks_held(),
             0,
@@ -259,10 +277,12 @@ impl Platform for ModelKernel {
     }
 
     fn set_event(&self, event: &Arc<ModelEvent>) {
+        assert_outside("KeSetEvent");
         event.set();
     }
 
     fn signal_client(&self, event: &Arc<ModelEvent>) {
+        assert_outside("KeSetEvent");
         event.set();
     }
 
@@ -284,6 +304,7 @@ impl Platform for ModelKernel {
     }
 
     fn complete_alloc(&self, request: Irp, result: Result<usize, NtStatus>) {
+        assert_outside("IoCompleteRequest");
         match result {
             Ok(address) => {
                 request.write_output(&address.to_le_bytes());
@@ -295,6 +316,16 @@ impl Platform for ModelKernel {
 
     fn function_table(&self) -> [usize; 2] {
         crate::driver::function_table()
+    }
+
+    fn processor_count(&self) -> u32 {
+        #[allow(clippy::cast_possible_truncation)] // A handful of model processors.
+        let count = self.0.processors.count() as u32;
+        count
+    }
+
+    fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R {
+        self.0.processors.run(f)
     }
 
     fn reference_client_event(

@@ -8,6 +8,8 @@
 //! - Spin locks raise to `DISPATCH_LEVEL` and panic on recursive acquisition
 //!   ([`lock`]); events panic when waited on at `DISPATCH_LEVEL` ([`event`]).
 //! - Nonpaged pool has fault injection and leak accounting ([`pool`]).
+//! - A kernel has a fixed number of processors, one thread at a time at
+//!   `DISPATCH_LEVEL` on each ([`processor`]).
 //!
 //! A violation is a panic, so a test that breaks a kernel rule fails.
 
@@ -20,6 +22,7 @@ pub mod irql;
 pub mod kernel;
 pub mod lock;
 pub mod pool;
+pub mod processor;
 
 pub use client::{FunctionTable, KsClient};
 pub use driver::{FileObject, Handle, ModelDriver};
@@ -28,3 +31,4 @@ pub use irp::{Irp, RequestorMode};
 pub use irql::{current_irql, raise_irql, IrqlGuard};
 pub use kernel::ModelKernel;
 pub use lock::ModelSpinLock;
+pub use processor::bind_processor;

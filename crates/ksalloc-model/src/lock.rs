@@ -39,6 +39,7 @@ impl<T> SpinLock<T> for ModelSpinLock<T> {
     #[track_caller]
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         assert_irql_at_most(Irql::Dispatch, "KeAcquireSpinLock");
+        crate::processor::assert_outside("KeAcquireSpinLock");
         let me = thread_tag();
         assert_ne!(
             self.holder.load(Ordering::Relaxed),

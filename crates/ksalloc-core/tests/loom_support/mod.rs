@@ -5,6 +5,9 @@
 /// (`--nocapture` shows it).
 pub fn model(preemption_bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
+    // The magazine models run a dozen frames through setup before their threads start:
+    // more schedule points than loom's default limit of 1000 per execution.
+    builder.max_branches = builder.max_branches.max(10_000);
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(preemption_bound);
     }

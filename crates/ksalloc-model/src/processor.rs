@@ -1,0 +1,88 @@
+//! Processors: which one a thread runs on, and one thread at a time at `DISPATCH_LEVEL`
+//! on each, as `Platform::with_processor` promises.
+//!
+//! A model kernel has a fixed number of processors ([`crate::ModelKernel::with_processors`]).
+//! A thread runs on the processor [`bind_processor`] named, else on one picked by
+//! thread order (thread *k* on processor *k mod n*). Entering a processor raises to
+//! `DISPATCH_LEVEL` and waits while another thread is on it (on Windows that thread
+//! would have the processor until it dropped below `DISPATCH_LEVEL`); entering again
+//! from inside, or calling a platform service from inside, panics.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use ksalloc_core::Irql;
+
+use crate::irql::{assert_irql_at_most, raise_irql};
+
+thread_local! {
+    static BOUND: Cell<Option<usize>> = const { Cell::new(None) };
+    static ORDINAL: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs the calling thread on processor `processor` from now on (`None`: by thread
+/// order again). An index past a kernel's count wraps.
+pub fn bind_processor(processor: Option<usize>) {
+    BOUND.with(|b| b.set(processor));
+}
+
+/// Checks that the calling thread is not inside `with_processor`: the core must not
+/// call the platform from there.
+///
+/// # Panics
+/// When it is: that is the point.
+#[track_caller]
+pub fn assert_outside(what: &str) {
+    assert!(
+        !INSIDE.with(Cell::get),
+        "{what} called inside with_processor (core rule: no platform calls there)"
+    );
+}
+
+/// A model kernel's processors.
+pub(crate) struct Processors {
+    busy: Box<[AtomicBool]>,
+}
+
+impl Processors {
+    pub(crate) fn new(count: usize) -> Self {
+        assert!(count > 0, "a kernel has at least one processor");
+        Self {
+            busy: (0..count).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.busy.len()
+    }
+
+    /// `Platform::with_processor`.
+    #[track_caller]
+    pub(crate) fn run<R>(&self, f: impl FnOnce(usize) -> R) -> R {
+        assert_irql_at_most(Irql::Dispatch, "with_processor");
+        assert_outside("with_processor");
+        let preferred = BOUND
+            .with(Cell::get)
+            .unwrap_or_else(|| ORDINAL.with(|o| *o));
+        let processor = preferred % self.busy.len();
+        let _irql = raise_irql(Irql::Dispatch);
+        let busy = &self.busy[processor];
+        // Acquire/Release: what one thread did on the processor happens-before the next
+        // thread's turn there, as on a real processor.
+        while busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        INSIDE.with(|i| i.set(true));
+        let result = f(processor);
+        INSIDE.with(|i| i.set(false));
+        busy.store(false, Ordering::Release);
+        result
+    }
+}
