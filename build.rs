@@ -70,12 +70,18 @@ fn cross_build_steps() -> Result<(), Box<dyn std::error::Error>> {
         .generate_comments(false)
         .default_enum_style(bindgen::EnumVariation::Consts)
         .blocklist_type("__tile1024i.*")
+        // mingw-w64's x64 wdm.h defines KfRaiseIrql and KeLowerIrql as inline cr8 writes;
+        // the WDK (NTDDI_WIN8 and later) declares them as ntoskrnl exports, and Wine
+        // exports them too. This makes bindgen declare the inline ones, and raw-dylib
+        // below binds them to the exports. Only allowlisted names are emitted.
+        .generate_inline_functions(true)
         .allowlist_function(
             "Ex(AllocatePoolWithTag|FreePoolWithTag)|Io(AcquireCancelSpinLock|AcquireRemoveLockEx|\
              AttachDeviceToDeviceStack|CreateDevice|DeleteDevice|DetachDevice|ForwardIrpSynchronously|\
              InitializeRemoveLockEx|RegisterDeviceInterface|ReleaseCancelSpinLock|\
              ReleaseRemoveLockAndWaitEx|ReleaseRemoveLockEx|SetDeviceInterfaceState|fCallDriver|\
-             fCompleteRequest)|Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|InitializeEvent|ReleaseSpinLock|SetEvent)|\
+             fCompleteRequest)|Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|GetCurrentProcessorNumberEx|\
+             InitializeEvent|LowerIrql|QueryMaximumProcessorCountEx|ReleaseSpinLock|SetEvent)|KfRaiseIrql|\
              Ob(ReferenceObjectByHandle|fDereferenceObject|fReferenceObject)|Po(CallDriver|\
              StartNextPowerIrp)|Rtl(FreeUnicodeString|InitUnicodeString)|MmGetSystemRoutineAddress|Zw(Close|OpenKey|QueryValueKey)|Io(CreateSymbolicLink|DeleteSymbolicLink)",
         )

@@ -8,6 +8,15 @@
 //! Below the re-exports are the WDK's inline functions and macros that bindgen does not
 //! emit, written once here from their definitions in `wdm.h`.
 //!
+//! `KfRaiseIrql` and `KeLowerIrql` are ntoskrnl exports in both builds, not cr8 writes:
+//! for NTDDI_WIN8 and later the WDK's x64 `wdm.h` declares them `NTKERNELAPI` (only older
+//! targets get its inline `KzRaiseIrql`/`KzLowerIrql`), and other wdk-sys drivers call
+//! them as `wdk_sys::ntddk::KfRaiseIrql`/`KeLowerIrql`. mingw-w64's x64 `wdm.h` still
+//! defines them inline as cr8 writes (privileged: under Wine each would trap into its
+//! instruction emulator), so `build.rs` has bindgen declare them and binds them to the
+//! exports like every other import, the same calls as the WDK build. (`KeRaiseIrql` is a
+//! macro over `KfRaiseIrql` in every header.)
+//!
 //! Names confirmed against the wdk-sys 0.5.2 crate source (how it exposes types at the
 //! crate root and functions in `ntddk`) and Microsoft's DDI reference pages; the
 //! bindgen field paths of anonymous unions (`__bindgen_anon_N`) follow bindgen's
@@ -25,7 +34,8 @@ pub use wdk_sys::{
         IoForwardIrpSynchronously, IoInitializeRemoveLockEx, IoRegisterDeviceInterface,
         IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx,
         IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
-        KeGetCurrentIrql, KeInitializeEvent, KeReleaseSpinLock, KeSetEvent,
+        KeGetCurrentIrql, KeGetCurrentProcessorNumberEx, KeInitializeEvent, KeLowerIrql,
+        KeQueryMaximumProcessorCountEx, KeReleaseSpinLock, KeSetEvent, KfRaiseIrql,
         ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, PoCallDriver,
         PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose, ZwOpenKey, ZwQueryValueKey,
     },
@@ -53,7 +63,9 @@ pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
 }
 
 /// The Linux cross-build's names: bindgen over mingw-w64's `ddk/ntddk.h` (build.rs),
-/// every function imported from ntoskrnl.exe by raw-dylib.
+/// every function imported from ntoskrnl.exe by raw-dylib. Wine 8 exports `KfRaiseIrql`
+/// and `KeLowerIrql` as no-op stubs (its `KfRaiseIrql` returns no meaningful IRQL, which
+/// only ever goes back to its `KeLowerIrql`).
 #[cfg(nt_source = "mingw")]
 #[allow(
     missing_docs,
@@ -78,12 +90,13 @@ pub use mingw::{
     IoForwardIrpSynchronously, IoInitializeRemoveLockEx, IoRegisterDeviceInterface,
     IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx,
     IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
-    KeBugCheckEx, KeInitializeEvent, KeReleaseSpinLock, KeSetEvent, MmGetSystemRoutineAddress,
-    ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, PoCallDriver,
-    PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose, ZwOpenKey, ZwQueryValueKey, CCHAR,
-    DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP, KEVENT,
-    KSPIN_LOCK, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_CANCEL,
-    PIRP, POBJECT_TYPE, PVOID, UNICODE_STRING,
+    KeBugCheckEx, KeGetCurrentProcessorNumberEx, KeInitializeEvent, KeLowerIrql,
+    KeQueryMaximumProcessorCountEx, KeReleaseSpinLock, KeSetEvent, KfRaiseIrql,
+    MmGetSystemRoutineAddress, ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject,
+    PoCallDriver, PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose, ZwOpenKey, ZwQueryValueKey,
+    CCHAR, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP,
+    KEVENT, KSPIN_LOCK, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING, PDEVICE_OBJECT,
+    PDRIVER_CANCEL, PIRP, POBJECT_TYPE, PVOID, UNICODE_STRING,
 };
 
 /// `KeGetCurrentIrql`: on x64 an inline `mov rax, cr8` in the WDK's headers, so mingw's
@@ -167,6 +180,10 @@ pub const IRP_INPUT_OPERATION: u32 = 0x0000_0040;
 pub const DO_DEVICE_INITIALIZING: u32 = 0x0000_0080;
 /// `DO_POWER_PAGABLE`.
 pub const DO_POWER_PAGABLE: u32 = 0x0000_2000;
+/// `DISPATCH_LEVEL` (`KIRQL`).
+pub const DISPATCH_LEVEL: u8 = 2;
+/// `ALL_PROCESSOR_GROUPS`: a group number meaning every group.
+pub const ALL_PROCESSOR_GROUPS: u16 = 0xffff;
 /// `FILE_DEVICE_SECURE_OPEN`.
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;
 /// `POOL_FLAG_NON_PAGED`.

@@ -235,6 +235,26 @@ impl Platform for Kernel {
         crate::table::addresses()
     }
 
+    fn processor_count(&self) -> u32 {
+        // The maximum, not the active count: processors added later get indices below it.
+        // SAFETY: KeQueryMaximumProcessorCountEx takes any group number, at any IRQL.
+        unsafe { nt::KeQueryMaximumProcessorCountEx(nt::ALL_PROCESSOR_GROUPS) }
+    }
+
+    fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R {
+        // SAFETY: the core's contract puts us at <= DISPATCH_LEVEL, so this raises or
+        // keeps the IRQL, never lowers it (which KfRaiseIrql forbids).
+        let old = unsafe { nt::KfRaiseIrql(nt::DISPATCH_LEVEL) };
+        // At DISPATCH_LEVEL this thread cannot be preempted or moved, so the index stays
+        // this processor's, and no other thread runs here, until KeLowerIrql.
+        // SAFETY: any IRQL; the PROCESSOR_NUMBER output is optional (null).
+        let index = unsafe { nt::KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
+        let result = f(index as usize);
+        // SAFETY: restores exactly the IRQL KfRaiseIrql returned, on the same processor.
+        unsafe { nt::KeLowerIrql(old) };
+        result
+    }
+
     fn reference_client_event(
         &self,
         data: &KsEventData,

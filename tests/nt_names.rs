@@ -8,13 +8,26 @@ use std::collections::BTreeSet;
 
 /// Names one list re-exports and the other replaces with a hand-written item of the same
 /// role (`allocate_nonpaged`, `KeGetCurrentIrql`, `event_object_type`, the cross-build's
-/// panic handler).
+/// panic handler). `KfRaiseIrql` and `KeLowerIrql` are not among them: see
+/// [`irql_raise_and_lower_are_imports_in_both_builds`].
 const WDK_ONLY: &[&str] = &["ExAllocatePool2", "KeGetCurrentIrql"];
 const MINGW_ONLY: &[&str] = &[
     "ExAllocatePoolWithTag",
     "KeBugCheckEx",
     "MmGetSystemRoutineAddress",
 ];
+
+/// Kernel exports `nt.rs` takes from both sources, never hand-written (see its module docs).
+const IMPORTED_BY_BOTH: &[&str] = &[
+    "KeGetCurrentProcessorNumberEx",
+    "KeLowerIrql",
+    "KeQueryMaximumProcessorCountEx",
+    "KfRaiseIrql",
+];
+
+fn nt_source() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/nt.rs")).unwrap()
+}
 
 fn names_in(source: &str, opening: &str) -> BTreeSet<String> {
     let start = source
@@ -31,8 +44,7 @@ fn names_in(source: &str, opening: &str) -> BTreeSet<String> {
 
 #[test]
 fn both_name_sources_offer_the_same_names() {
-    let source =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/nt.rs")).unwrap();
+    let source = nt_source();
     let wdk = names_in(&source, "pub use wdk_sys::{");
     let mingw = names_in(&source, "pub use mingw::{");
     let set = |names: &[&str]| {
@@ -50,4 +62,18 @@ fn both_name_sources_offer_the_same_names() {
         "names only the mingw-w64 build has"
     );
     assert!(wdk.len() > 30, "parsed the wdk list: {wdk:?}");
+}
+
+/// The WDK (NTDDI_WIN8 and later) declares these ntoskrnl exports; mingw-w64's header
+/// writes cr8 inline instead, so the cross-build imports them too rather than standing
+/// in for them: the Wine run then makes the same calls as Windows.
+#[test]
+fn irql_raise_and_lower_are_imports_in_both_builds() {
+    let source = nt_source();
+    for opening in ["pub use wdk_sys::{", "pub use mingw::{"] {
+        let names = names_in(&source, opening);
+        for name in IMPORTED_BY_BOTH {
+            assert!(names.contains(*name), "`{name}` not in `{opening}`");
+        }
+    }
 }
