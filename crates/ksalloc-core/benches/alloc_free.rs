@@ -81,6 +81,8 @@ fn two_threads(work: impl Fn(&Barrier) -> (Duration, u64) + Sync) -> Sample {
                 if cpus.len() >= 2 {
                     core_affinity::set_for_current(cpus[k]);
                 }
+                // And model processor k: the magazine contender's kernel has two.
+                ksalloc_model::bind_processor(Some(k));
                 work(barrier)
             })
         });

@@ -22,6 +22,7 @@ from pathlib import Path
 
 COUNTS = [2, 64, 4096, 65536]
 CONTENDERS = [
+    "ksalloc-magazine",
     "ksalloc",
     "ksalloc-armed",
     "freelist",
@@ -32,7 +33,17 @@ CONTENDERS = [
     "heap",
     "local-stack",
 ]
-BREAKDOWN = ["tagged-stack", "freelist", "freelist+rundown", "freelist+rundown+stats", "ksalloc"]
+BREAKDOWN = [
+    "tagged-stack",
+    "freelist",
+    "freelist+rundown",
+    "freelist+rundown+stats",
+    "ksalloc",
+    "model-with-processor-only",
+    "ksalloc-magazine",
+]
+# The two ksalloc paths the ratio tables put over the baselines.
+SUBJECTS = ["ksalloc", "ksalloc-magazine"]
 BASELINES = ["tagged-stack", "freelist", "spinlock-list", "mutex-vec", "arrayqueue", "heap", "local-stack"]
 
 
@@ -77,17 +88,18 @@ def pair_table(root, baselines, group, title):
         flat = f"{max(values) / min(values):.2f}" if values else "—"
         print(f"| {name} | " + " | ".join(fmt_cell(v, s, many) for v, s in cells) + f" | {flat} |")
     print()
-    print(f"Ratio ksalloc / contender ({group}; > 1 means ksalloc is slower):\n")
-    print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
-    print("|---|" + "---:|" * len(COUNTS))
-    for name in BASELINES:
-        row = []
-        for c in COUNTS:
-            k, _ = cell(root, baselines, group, "ksalloc", c)
-            b, _ = cell(root, baselines, group, name, c)
-            row.append("—" if k is None or b is None else f"{k / b:.2f}")
-        print(f"| {name} | " + " | ".join(row) + " |")
-    print()
+    for subject in SUBJECTS:
+        print(f"Ratio {subject} / contender ({group}; > 1 means {subject} is slower):\n")
+        print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
+        print("|---|" + "---:|" * len(COUNTS))
+        for name in BASELINES:
+            row = []
+            for c in COUNTS:
+                k, _ = cell(root, baselines, group, subject, c)
+                b, _ = cell(root, baselines, group, name, c)
+                row.append("—" if k is None or b is None else f"{k / b:.2f}")
+            print(f"| {name} | " + " | ".join(row) + " |")
+        print()
 
 
 def breakdown_table(root, baselines, found):
@@ -148,18 +160,19 @@ def contended_table(found):
         if any(r != "—" for r in row):
             print(f"| {name} | " + " | ".join(row) + " |")
     print()
-    print("Ratio ksalloc / contender, contended samples:\n")
-    print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
-    print("|---|" + "---:|" * len(COUNTS))
-    for name in BASELINES:
-        row = []
-        for c in COUNTS:
-            k = found.get(f"pair_2threads/ksalloc/{c}")
-            b = found.get(f"pair_2threads/{name}/{c}")
-            ok = k and b and k[1] and b[1]
-            row.append(f"{k[3] / b[3]:.2f}" if ok else "—")
-        print(f"| {name} | " + " | ".join(row) + " |")
-    print()
+    for subject in SUBJECTS:
+        print(f"Throughput ratio {subject} : contender, contended samples (> 1 means {subject} does more pairs per second):\n")
+        print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
+        print("|---|" + "---:|" * len(COUNTS))
+        for name in BASELINES:
+            row = []
+            for c in COUNTS:
+                k = found.get(f"pair_2threads/{subject}/{c}")
+                b = found.get(f"pair_2threads/{name}/{c}")
+                ok = k and b and k[1] and b[1]
+                row.append(f"{b[3] / k[3]:.2f}" if ok else "—")
+            print(f"| {name} | " + " | ".join(row) + " |")
+        print()
 
 
 def main():

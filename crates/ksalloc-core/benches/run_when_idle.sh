@@ -52,8 +52,9 @@ bench() {
 
 (cd "$root" && cargo bench -q -p ksalloc-core --bench alloc_free --no-run)
 
-read -r -a contenders <<<"${CONTENDERS:-ksalloc ksalloc-armed freelist freelist+rundown \
-freelist+rundown+stats tagged-stack spinlock-list mutex-vec arrayqueue heap local-stack}"
+read -r -a contenders <<<"${CONTENDERS:-ksalloc-magazine ksalloc ksalloc-armed freelist \
+freelist+rundown freelist+rundown+stats tagged-stack spinlock-list mutex-vec arrayqueue heap \
+local-stack model-with-processor-only}"
 has_phase() { [[ " $phases " == *" $1 "* ]]; }
 
 if has_phase 1t; then

@@ -252,10 +252,21 @@ impl<P: Platform> Allocator<P> {
     /// Index of the frame starting at `address`, if it is one of ours.
     fn index_of(&self, address: usize) -> Option<u32> {
         let offset = address.checked_sub(self.base)?;
-        if offset % self.framing.stride() != 0 {
-            return None;
-        }
-        u32::try_from(offset / self.framing.stride())
+        let stride = self.framing.stride();
+        // Strides are usually powers of two (frame sizes rounded to an alignment): a
+        // mask and a shift instead of two divisions on every free.
+        let index = if stride.is_power_of_two() {
+            if offset & (stride - 1) != 0 {
+                return None;
+            }
+            offset >> stride.trailing_zeros()
+        } else {
+            if offset % stride != 0 {
+                return None;
+            }
+            offset / stride
+        };
+        u32::try_from(index)
             .ok()
             .filter(|&i| i < self.framing.frames())
     }

@@ -13,6 +13,11 @@
 //! the list twice. A frame in a per-processor magazine holds [`CACHED`], which a return
 //! refuses the same way.
 //!
+//! Link words are interleaved across cache lines (`FreeList::slot`): frames `i` and
+//! `i + 1`, which two processors popping the list in turn usually get, have their
+//! ownership words on different lines, so the processors' claim compare-exchanges and
+//! magazine stores do not bounce one line between them.
+//!
 //! No locks and no allocation after construction; every operation is O(1) apart from
 //! compare-exchange retries under contention, so it is callable at `DISPATCH_LEVEL`.
 
@@ -48,10 +53,21 @@ const fn unpack(word: u64) -> (u32, u32) {
     ((word >> 32) as u32, word as u32)
 }
 
+/// Link words per 64-byte cache line.
+const PER_LINE: u32 = 16;
+
 /// A lock-free stack of frame indices `0..len`.
+///
+/// Invariant: `link` has `PER_LINE << line_bits` words, at least `len`; index `i` lives
+/// at `slot(i)`, one word per index.
 pub struct FreeList {
     head: AtomicU64,
     link: Vec<AtomicU32>,
+    len: u32,
+    /// log2 of the number of cache lines the link words spread over.
+    line_bits: u32,
+    /// That number less one.
+    lines_mask: u32,
 }
 
 impl FreeList {
@@ -64,28 +80,50 @@ impl FreeList {
     /// If `len >= CACHED` (the caller validates frame counts far below that).
     pub fn new(len: u32) -> Result<Self, OutOfMemory> {
         assert!(len < CACHED, "frame count collides with the link markers");
+        // Lines rounded up to a power of two, so `slot` is two shifts and a mask: at
+        // most twice the words `len` needs (8 bytes per frame at worst).
+        let line_bits = len.div_ceil(PER_LINE).next_power_of_two().trailing_zeros();
+        let words = (PER_LINE << line_bits) as usize;
         let mut link = Vec::new();
-        link.try_reserve_exact(len as usize)
-            .map_err(|_| OutOfMemory)?;
-        link.extend((1..=len).map(|next| AtomicU32::new(if next == len { NIL } else { next })));
-        let first = if len == 0 { NIL } else { 0 };
-        Ok(Self {
-            head: AtomicU64::new(pack(0, first)),
+        link.try_reserve_exact(words).map_err(|_| OutOfMemory)?;
+        link.extend((0..words).map(|_| AtomicU32::new(NIL)));
+        let list = Self {
+            head: AtomicU64::new(pack(0, if len == 0 { NIL } else { 0 })),
             link,
-        })
+            len,
+            line_bits,
+            lines_mask: (1 << line_bits) - 1,
+        };
+        for index in 0..len {
+            let next = if index + 1 == len { NIL } else { index + 1 };
+            // Relaxed: construction; publishing the list to other threads orders it.
+            list.word(index).store(next, Ordering::Relaxed);
+        }
+        Ok(list)
+    }
+
+    /// Where index `i`'s link word lives: consecutive indices on consecutive cache
+    /// lines (`i mod lines` picks the line, `i div lines` the word in it).
+    const fn slot(&self, index: u32) -> usize {
+        (((index & self.lines_mask) * PER_LINE) | (index >> self.line_bits)) as usize
+    }
+
+    /// Index `i`'s link word (`i < len`).
+    fn word(&self, index: u32) -> &AtomicU32 {
+        &self.link[self.slot(index)]
     }
 
     /// Number of indices the list manages.
     #[must_use]
     #[allow(clippy::cast_possible_truncation)] // `new` takes a u32 length.
-    pub fn len(&self) -> u32 {
-        self.link.len() as u32
+    pub const fn len(&self) -> u32 {
+        self.len
     }
 
     /// Whether the list manages no index at all.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.link.is_empty()
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Takes the top index and marks it held, or `None` if the list is empty.
@@ -104,7 +142,7 @@ impl FreeList {
             // Relaxed: if `index` is still on top when the CAS succeeds, nobody has
             // written its link since the push we synchronised with; if it is not, the
             // tag has moved and the CAS fails, whatever we read here.
-            let next = self.link[index as usize].load(Ordering::Relaxed);
+            let next = self.word(index).load(Ordering::Relaxed);
             // SeqCst on success: the pop takes part in the allocator's
             // "free pushes then checks pending / ALLOC queues then pops" handshake,
             // which needs one total order (see `allocator`). Acquire on failure: the
@@ -118,7 +156,7 @@ impl FreeList {
                 Ok(_) => {
                     // Relaxed: only the holder touches `link[index]` until it returns
                     // the frame; the return's CAS is what other threads contend on.
-                    self.link[index as usize].store(OUT, Ordering::Relaxed);
+                    self.word(index).store(OUT, Ordering::Relaxed);
                     return Some(index);
                 }
                 Err(current) => head = current,
@@ -132,10 +170,10 @@ impl FreeList {
     /// [`ReturnError::OutOfRange`] for an index past the end, [`ReturnError::NotOut`]
     /// when the frame is not held (free already, or being returned by someone else).
     pub fn claim(&self, index: u32) -> Result<(), ReturnError> {
-        let slot = self
-            .link
-            .get(index as usize)
-            .ok_or(ReturnError::OutOfRange)?;
+        if index >= self.len {
+            return Err(ReturnError::OutOfRange);
+        }
+        let slot = self.word(index);
         // Acquire on success: orders the holder's writes to the frame before whatever
         // the next owner does after popping it. Relaxed on failure: nothing is read.
         slot.compare_exchange(OUT, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
@@ -147,7 +185,7 @@ impl FreeList {
     /// to a pending request).
     pub fn unclaim(&self, index: u32) {
         // Relaxed: the index stays private to its new holder.
-        self.link[index as usize].store(OUT, Ordering::Relaxed);
+        self.word(index).store(OUT, Ordering::Relaxed);
     }
 
     /// Moves a frame off the list from state `from` to `to`, where `from` is [`CLAIMED`]
@@ -155,7 +193,7 @@ impl FreeList {
     /// only owner and a plain store does. (`CLAIMED -> CACHED` before a magazine push,
     /// `CACHED -> OUT` after a magazine pop, `CACHED -> CLAIMED` after taking a magazine.)
     pub fn mark(&self, index: u32, from: u32, to: u32) {
-        let slot = &self.link[index as usize];
+        let slot = self.word(index);
         debug_assert!(
             from == CLAIMED || from == CACHED,
             "mark from a shared state"
@@ -172,7 +210,7 @@ impl FreeList {
 
     /// Pushes an index claimed with [`Self::claim`].
     pub fn push(&self, index: u32) {
-        let slot = &self.link[index as usize];
+        let slot = self.word(index);
         debug_assert_eq!(
             slot.load(Ordering::Relaxed),
             CLAIMED,
@@ -200,9 +238,7 @@ impl FreeList {
     /// Whether a frame is held by a client (for status and tests; racy by nature).
     #[must_use]
     pub fn is_out(&self, index: u32) -> bool {
-        self.link
-            .get(index as usize)
-            .is_some_and(|l| l.load(Ordering::Relaxed) == OUT)
+        index < self.len && self.word(index).load(Ordering::Relaxed) == OUT
     }
 }
 
@@ -230,6 +266,25 @@ mod tests {
         list.push(b);
         assert_eq!(list.pop(), Some(b));
         assert_eq!(list.pop(), Some(a));
+    }
+
+    #[test]
+    fn link_words_of_neighbouring_frames_sit_on_different_lines() {
+        for len in [1, 2, 15, 16, 17, 100, 4096, 65_536] {
+            let list = FreeList::new(len).unwrap();
+            let mut slots: Vec<usize> = (0..len).map(|i| list.slot(i)).collect();
+            assert!(slots.iter().all(|&s| s < list.link.len()));
+            if len > PER_LINE {
+                assert!((1..len).all(|i| list.slot(i) / 16 != list.slot(i - 1) / 16));
+            }
+            slots.sort_unstable();
+            slots.dedup();
+            assert_eq!(slots.len(), len as usize, "one word per index");
+            assert!(list.link.len() <= 2 * (len as usize).next_multiple_of(16));
+            let mut got: Vec<u32> = core::iter::from_fn(|| list.pop()).collect();
+            got.sort_unstable();
+            assert_eq!(got, (0..len).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Per-processor magazines: a few free frames cached in front of the shared free list,
 //! so a processor that frees and allocates again touches only its own cache line.
 //!
-//! A magazine is one word holding up to [`CAPACITY`] frame indices, each stored as
-//! `index + 1` in a [`FIELD_BITS`]-bit field (0 = empty slot), filled from field 0 up:
-//! a LIFO stack whose top is the highest non-empty field. One word means every change is
+//! A magazine is one word holding up to [`CAPACITY`] frame indices in [`FIELD_BITS`]-bit
+//! fields, filled from field 0 up, and their count in the top two bits: a LIFO stack
+//! whose top is field `count - 1`. One word means every change is
 //! a single compare-exchange, and any processor can empty any magazine with one swap
 //! ([`Magazine::take_all`]): that is how a pending ALLOC, a miss on the shared list and
 //! close reach frames cached on other processors, with no IPI and no lock.
@@ -20,17 +20,19 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// Frames one magazine holds.
 pub const CAPACITY: u32 = 3;
-/// Bits per slot: `index + 1` for every index below `framing::MAX_FRAMES` (2^20) fits.
-pub const FIELD_BITS: u32 = 21;
+/// Bits per slot: every index below `framing::MAX_FRAMES` (2^20) fits.
+pub const FIELD_BITS: u32 = 20;
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
-const _: () = assert!(CAPACITY * FIELD_BITS <= 64);
-const _: () = assert!(crate::framing::MAX_FRAMES as u64 <= FIELD_MASK);
+/// The count lives in the top two bits.
+const COUNT_SHIFT: u32 = 62;
+const ONE: u64 = 1 << COUNT_SHIFT;
+const _: () = assert!(CAPACITY * FIELD_BITS <= COUNT_SHIFT && CAPACITY < 4);
+const _: () = assert!(crate::framing::MAX_FRAMES as u64 - 1 <= FIELD_MASK);
 
 /// Number of frames in a magazine word.
+#[allow(clippy::cast_possible_truncation)] // Two bits.
 const fn count(word: u64) -> u32 {
-    // Fields fill from the bottom and are never 0 when used: the highest set bit
-    // says how many are in use.
-    (64 - word.leading_zeros()).div_ceil(FIELD_BITS)
+    (word >> COUNT_SHIFT) as u32
 }
 
 /// The frames a [`Magazine::take_all`] took, bottom first.
@@ -46,13 +48,16 @@ impl Iterator for Taken {
     type Item = u32;
 
     fn next(&mut self) -> Option<u32> {
-        let field = self.0 & FIELD_MASK;
-        if field == 0 {
+        let n = count(self.0);
+        if n == 0 {
             return None;
         }
-        self.0 >>= FIELD_BITS;
-        #[allow(clippy::cast_possible_truncation)] // A 21-bit field.
-        Some(field as u32 - 1)
+        // Bottom first: take field 0, shift the rest down, one fewer in the count.
+        #[allow(clippy::cast_possible_truncation)] // A 20-bit field.
+        let index = (self.0 & FIELD_MASK) as u32;
+        let fields = (self.0 & (ONE - 1)) >> FIELD_BITS;
+        self.0 = u64::from(n - 1) << COUNT_SHIFT | fields;
+        Some(index)
     }
 }
 
@@ -102,12 +107,12 @@ impl Magazine {
             // emptied the word; retry.
             match self.word.compare_exchange_weak(
                 word,
-                word & !(FIELD_MASK << shift),
+                (word & !(FIELD_MASK << shift)) - ONE,
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                #[allow(clippy::cast_possible_truncation)] // A 21-bit field.
-                Ok(_) => return Some(((word >> shift) & FIELD_MASK) as u32 - 1),
+                #[allow(clippy::cast_possible_truncation)] // A 20-bit field.
+                Ok(_) => return Some(((word >> shift) & FIELD_MASK) as u32),
                 Err(seen) => word = seen,
             }
         }
@@ -122,7 +127,7 @@ impl Magazine {
             if n == CAPACITY {
                 return false;
             }
-            let field = u64::from(index) + 1;
+            let field = u64::from(index);
             debug_assert!(field <= FIELD_MASK, "index past MAX_FRAMES");
             // SeqCst on success: this store is the free side of two store-then-load
             // handshakes (with a pending ALLOC, and with close), which need one total
@@ -131,7 +136,7 @@ impl Magazine {
             // Relaxed on failure: retry with the value.
             match self.word.compare_exchange_weak(
                 word,
-                word | field << (n * FIELD_BITS),
+                (word | field << (n * FIELD_BITS)) + ONE,
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {

@@ -5,8 +5,10 @@
 
 use crate::sync::{AtomicU64, Ordering};
 
-/// Event counters.
+/// Event counters, on cache lines of their own: they are written on every pair of the
+/// shared path, and must not share a line with the flags every pair reads.
 #[derive(Default)]
+#[repr(align(64))]
 pub struct Stats {
     allocations: AtomicU64,
     frees: AtomicU64,

@@ -70,6 +70,7 @@ pub trait Visit {
 
 /// Calls `v` for every contender, in the order the tables list them.
 pub fn visit_all(v: &mut impl Visit) {
+    v.shared("ksalloc-magazine", Role::Contender, KsallocMagazine::new);
     v.shared("ksalloc", Role::Contender, |n| Ksalloc::new(n, false));
     v.shared("ksalloc-armed", Role::Contender, |n| Ksalloc::new(n, true));
     v.shared("freelist", Role::Contender, FreeListOnly::new);
@@ -85,6 +86,17 @@ pub fn visit_all(v: &mut impl Visit) {
     v.shared("arrayqueue", Role::Contender, ArrayQueuePool::new);
     v.shared("heap", Role::Contender, Heap::new);
     v.private("local-stack", Role::Contender, LocalStack::new);
+    v.shared(
+        "model-with-processor-only",
+        Role::Breakdown,
+        ModelProcessorOnly::new,
+    );
+}
+
+/// A model kernel on which an allocator of `frames` frames has no magazines (one
+/// processor per frame puts every pool below the magazine rule): the shared-list path.
+fn shared_list_kernel(frames: u32) -> ModelKernel {
+    ModelKernel::with_processors(frames as usize)
 }
 
 /// End of an index list.
@@ -100,9 +112,40 @@ fn chain(frames: u32) -> Vec<AtomicU32> {
 // ---------------------------------------------------------------------------------------
 // ksalloc and the steps from its FreeList up to it.
 
-/// ksalloc's function-table path: [`Allocator::table_allocate`] + [`Allocator::free`] on
-/// the model kernel. `armed`: FUNCTIONTABLE has been handed out, so every free also sets
-/// the internal free-frame event (what a real client of the table gets).
+/// ksalloc's function-table path with per-processor magazines: the model kernel has two
+/// processors (the bench pins thread *k* to CPU *k* and model processor *k*), so pools of
+/// 12 frames or more have magazines; the 2-frame pool is below the rule and takes the
+/// shared list.
+pub struct KsallocMagazine {
+    alloc: Allocator<ModelKernel>,
+}
+
+impl KsallocMagazine {
+    /// An allocator of `frames` frames on a fresh two-processor model kernel.
+    ///
+    /// # Panics
+    /// If the framing is refused, or magazines are not on exactly when the rule says.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        let alloc =
+            Allocator::create(ModelKernel::with_processors(2), &framing(frames)).expect("framing");
+        assert_eq!(alloc.has_magazines(), frames >= 12);
+        Self { alloc }
+    }
+}
+
+impl Pool for KsallocMagazine {
+    #[inline]
+    fn pair(&self) {
+        let address = self.alloc.table_allocate().expect("a frame is free");
+        self.alloc.free(black_box(address)).expect("our own frame");
+    }
+}
+
+/// ksalloc's function-table path on the shared list alone (no magazines):
+/// [`Allocator::table_allocate`] + [`Allocator::free`] on the model kernel. `armed`:
+/// FUNCTIONTABLE has been handed out, so every free also sets the internal free-frame
+/// event (what a real client of the table gets).
 pub struct Ksalloc {
     alloc: Allocator<ModelKernel>,
 }
@@ -114,7 +157,9 @@ impl Ksalloc {
     /// If the framing is refused or the table cannot be armed.
     #[must_use]
     pub fn new(frames: u32, armed: bool) -> Self {
-        let alloc = Allocator::create(ModelKernel::new(), &framing(frames)).expect("framing");
+        let alloc =
+            Allocator::create(shared_list_kernel(frames), &framing(frames)).expect("framing");
+        assert!(!alloc.has_magazines());
         if armed {
             alloc.acquire_function_table().expect("open allocator");
         }
@@ -503,7 +548,7 @@ impl Handoff {
     /// If the framing is refused.
     #[must_use]
     pub fn new(frames: u32) -> Self {
-        let kernel = ModelKernel::new();
+        let kernel = shared_list_kernel(frames);
         let alloc = Allocator::create(kernel.clone(), &framing(frames)).expect("framing");
         let out = std::iter::from_fn(|| alloc.table_allocate().ok()).collect::<Vec<_>>();
         assert_eq!(out.len(), frames as usize);
@@ -574,7 +619,7 @@ impl MethodReady {
     /// If the framing is refused.
     #[must_use]
     pub fn new(frames: u32) -> Self {
-        let kernel = ModelKernel::new();
+        let kernel = shared_list_kernel(frames);
         let alloc = Allocator::create(kernel.clone(), &framing(frames)).expect("framing");
         let irp = kernel.new_irp(RequestorMode::Kernel, Vec::new(), 8);
         Self { alloc, irp }
@@ -588,5 +633,31 @@ impl Pool for MethodReady {
             panic!("a frame is free");
         };
         self.alloc.free(black_box(address)).expect("our own frame");
+    }
+}
+
+/// The model platform's share of the magazine path: entering `with_processor` twice
+/// (the allocate and the free each do once), with nothing inside. On Windows the same
+/// step is `KfRaiseIrql` + `KeGetCurrentProcessorNumberEx` + `KeLowerIrql`.
+pub struct ModelProcessorOnly {
+    kernel: ModelKernel,
+}
+
+impl ModelProcessorOnly {
+    /// A two-processor model kernel.
+    #[must_use]
+    pub fn new(_frames: u32) -> Self {
+        Self {
+            kernel: ModelKernel::with_processors(2),
+        }
+    }
+}
+
+impl Pool for ModelProcessorOnly {
+    #[inline]
+    fn pair(&self) {
+        use ksalloc_core::Platform;
+        black_box(self.kernel.with_processor(black_box));
+        black_box(self.kernel.with_processor(black_box));
     }
 }
