@@ -89,17 +89,24 @@ def pair_table(root, baselines, group, title):
         print(f"| {name} | " + " | ".join(fmt_cell(v, s, many) for v, s in cells) + f" | {flat} |")
     print()
     for subject in SUBJECTS:
-        print(f"Ratio {subject} / contender ({group}; > 1 means {subject} is slower):\n")
-        print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
-        print("|---|" + "---:|" * len(COUNTS))
-        for name in BASELINES:
-            row = []
-            for c in COUNTS:
-                k, _ = cell(root, baselines, group, subject, c)
-                b, _ = cell(root, baselines, group, name, c)
-                row.append("—" if k is None or b is None else f"{k / b:.2f}")
-            print(f"| {name} | " + " | ".join(row) + " |")
-        print()
+        ratio_table(
+            f"Ratio {subject} / contender ({group}; > 1 means {subject} is slower)",
+            lambda name, c: (cell(root, baselines, group, subject, c)[0], cell(root, baselines, group, name, c)[0]),
+        )
+
+
+def ratio_table(title, pair):
+    """One row per baseline: numerator / denominator from `pair(name, frames)`."""
+    print(f"{title}:\n")
+    print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
+    print("|---|" + "---:|" * len(COUNTS))
+    for name in BASELINES:
+        row = []
+        for c in COUNTS:
+            top, bottom = pair(name, c)
+            row.append("—" if top is None or bottom is None else f"{top / bottom:.2f}")
+        print(f"| {name} | " + " | ".join(row) + " |")
+    print()
 
 
 def breakdown_table(root, baselines, found):
@@ -160,19 +167,16 @@ def contended_table(found):
         if any(r != "—" for r in row):
             print(f"| {name} | " + " | ".join(row) + " |")
     print()
+    def clean_ns(name, c):
+        v = found.get(f"pair_2threads/{name}/{c}")
+        return v[3] if v and v[1] else None
+
     for subject in SUBJECTS:
-        print(f"Throughput ratio {subject} : contender, contended samples (> 1 means {subject} does more pairs per second):\n")
-        print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
-        print("|---|" + "---:|" * len(COUNTS))
-        for name in BASELINES:
-            row = []
-            for c in COUNTS:
-                k = found.get(f"pair_2threads/{subject}/{c}")
-                b = found.get(f"pair_2threads/{name}/{c}")
-                ok = k and b and k[1] and b[1]
-                row.append(f"{b[3] / k[3]:.2f}" if ok else "—")
-            print(f"| {name} | " + " | ".join(row) + " |")
-        print()
+        # Throughput is the inverse of time: contender time over ours.
+        ratio_table(
+            f"Throughput ratio {subject} : contender, contended samples (> 1 means {subject} does more pairs per second)",
+            lambda name, c: (clean_ns(name, c), clean_ns(subject, c)),
+        )
 
 
 def main():

@@ -70,7 +70,7 @@ pub trait Visit {
 
 /// Calls `v` for every contender, in the order the tables list them.
 pub fn visit_all(v: &mut impl Visit) {
-    v.shared("ksalloc-magazine", Role::Contender, KsallocMagazine::new);
+    v.shared("ksalloc-magazine", Role::Contender, Ksalloc::with_magazines);
     v.shared("ksalloc", Role::Contender, |n| Ksalloc::new(n, false));
     v.shared("ksalloc-armed", Role::Contender, |n| Ksalloc::new(n, true));
     v.shared("freelist", Role::Contender, FreeListOnly::new);
@@ -112,36 +112,6 @@ fn chain(frames: u32) -> Vec<AtomicU32> {
 // ---------------------------------------------------------------------------------------
 // ksalloc and the steps from its FreeList up to it.
 
-/// ksalloc's function-table path with per-processor magazines: the model kernel has two
-/// processors (the bench pins thread *k* to CPU *k* and model processor *k*), so pools of
-/// 12 frames or more have magazines; the 2-frame pool is below the rule and takes the
-/// shared list.
-pub struct KsallocMagazine {
-    alloc: Allocator<ModelKernel>,
-}
-
-impl KsallocMagazine {
-    /// An allocator of `frames` frames on a fresh two-processor model kernel.
-    ///
-    /// # Panics
-    /// If the framing is refused, or magazines are not on exactly when the rule says.
-    #[must_use]
-    pub fn new(frames: u32) -> Self {
-        let alloc =
-            Allocator::create(ModelKernel::with_processors(2), &framing(frames)).expect("framing");
-        assert_eq!(alloc.has_magazines(), frames >= 12);
-        Self { alloc }
-    }
-}
-
-impl Pool for KsallocMagazine {
-    #[inline]
-    fn pair(&self) {
-        let address = self.alloc.table_allocate().expect("a frame is free");
-        self.alloc.free(black_box(address)).expect("our own frame");
-    }
-}
-
 /// ksalloc's function-table path on the shared list alone (no magazines):
 /// [`Allocator::table_allocate`] + [`Allocator::free`] on the model kernel. `armed`:
 /// FUNCTIONTABLE has been handed out, so every free also sets the internal free-frame
@@ -163,6 +133,21 @@ impl Ksalloc {
         if armed {
             alloc.acquire_function_table().expect("open allocator");
         }
+        Self { alloc }
+    }
+
+    /// An allocator of `frames` frames with per-processor magazines: on a two-processor
+    /// model kernel (the bench pins thread *k* to CPU *k* and model processor *k*),
+    /// pools of 12 frames or more have them; the 2-frame pool is below the rule and
+    /// takes the shared list.
+    ///
+    /// # Panics
+    /// If the framing is refused, or magazines are not on exactly when the rule says.
+    #[must_use]
+    pub fn with_magazines(frames: u32) -> Self {
+        let alloc =
+            Allocator::create(ModelKernel::with_processors(2), &framing(frames)).expect("framing");
+        assert_eq!(alloc.has_magazines(), frames >= 12);
         Self { alloc }
     }
 }
