@@ -61,13 +61,22 @@ impl Iterator for Taken {
     }
 }
 
-/// One processor's magazine and its owner-only counters, alone on a cache line.
-#[repr(align(64))]
+/// One processor's magazine and its owner-only counters.
+///
+/// 128 bytes apart in an array, so two processors' fields (24 bytes) never share a
+/// 64-byte line whatever the array's alignment. Padding rather than
+/// `#[repr(align(64))]`: the driver's pool allocator guarantees 16-byte alignment only
+/// (larger alignments are refused or, with wdk-alloc, not honoured).
+#[repr(C)]
 pub struct Magazine {
     word: AtomicU64,
     allocations: AtomicU64,
     frees: AtomicU64,
+    _pad: [u64; 13],
 }
+
+const _: () = assert!(core::mem::size_of::<Magazine>() == 128);
+const _: () = assert!(core::mem::align_of::<Magazine>() <= 16);
 
 impl Default for Magazine {
     fn default() -> Self {
@@ -84,6 +93,7 @@ impl Magazine {
             word: AtomicU64::new(0),
             allocations: AtomicU64::new(0),
             frees: AtomicU64::new(0),
+            _pad: [0; 13],
         }
     }
 

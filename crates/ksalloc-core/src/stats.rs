@@ -6,10 +6,13 @@
 use crate::sync::{AtomicU64, Ordering};
 
 /// Event counters, on cache lines of their own: they are written on every pair of the
-/// shared path, and must not share a line with the flags every pair reads.
+/// shared path, and must not share a line with the flags every pair reads. Padding on
+/// both sides rather than `#[repr(align(64))]`, which the driver's 16-byte-aligned pool
+/// blocks could not hold.
 #[derive(Default)]
-#[repr(align(64))]
+#[repr(C)]
 pub struct Stats {
+    _before: [u64; 8],
     allocations: AtomicU64,
     frees: AtomicU64,
     pends: AtomicU64,
@@ -17,7 +20,10 @@ pub struct Stats {
     rejected_frees: AtomicU64,
     failed_allocations: AtomicU64,
     peak_outstanding: AtomicU64,
+    _after: [u64; 8],
 }
+
+const _: () = assert!(core::mem::align_of::<Stats>() <= 16);
 
 /// A copy of the counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
