@@ -5,10 +5,11 @@
 
 use crate::sync::{AtomicU64, Ordering};
 
-/// Event counters, on cache lines of their own: they are written on every pair of the
-/// shared path, and must not share a line with the flags every pair reads. Padding on
-/// both sides rather than `#[repr(align(64))]`, which the driver's 16-byte-aligned pool
-/// blocks could not hold.
+/// Event counters, on cache lines of their own.
+///
+/// They are written on every pair of the shared path and must not share a line with the
+/// flags every pair reads. Padding on both sides rather than `#[repr(align(64))]`, which
+/// the driver's 16-byte-aligned pool blocks could not hold.
 #[derive(Default)]
 #[repr(C)]
 pub struct Stats {

@@ -16,6 +16,12 @@ use crate::platform::Platform;
 pub use filter::{Filter, Pin};
 
 /// An object behind a file object.
+///
+/// Each lives alone in the pool block of its file object's context, so the allocator
+/// variant's size (its counters are padded to their own cache lines) costs filters and
+/// pins a few hundred bytes once, where boxing it would cost every allocator create a
+/// second pool allocation and a second failure point.
+#[allow(clippy::large_enum_variant)]
 pub enum KsObject<P: Platform> {
     /// The filter, opened through the device interface.
     Filter(Filter),
