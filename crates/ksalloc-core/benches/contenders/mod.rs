@@ -18,6 +18,7 @@ use std::sync::{Mutex, PoisonError};
 use crossbeam_queue::ArrayQueue;
 use ks_abi::ks::{file_alignment, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
+use ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
 use ksalloc_core::free_list::FreeList;
 use ksalloc_core::rundown::Rundown;
 use ksalloc_core::stats::{Counter, Stats};
@@ -93,10 +94,11 @@ pub fn visit_all(v: &mut impl Visit) {
     );
 }
 
-/// A model kernel on which an allocator of `frames` frames has no magazines (one
-/// processor per frame puts every pool below the magazine rule): the shared-list path.
+/// A model kernel on which an allocator of `frames` frames has no magazines: the
+/// fewest processors that put the pool below the magazine rule (fewer than
+/// `MIN_FRAMES_PER_PROCESSOR` frames each). The shared-list path.
 fn shared_list_kernel(frames: u32) -> ModelKernel {
-    ModelKernel::with_processors(frames as usize)
+    ModelKernel::with_processors((frames / MIN_FRAMES_PER_PROCESSOR + 1) as usize)
 }
 
 /// End of an index list.
