@@ -6,16 +6,20 @@
 //! `rust-web-src` gives `-Zbuild-std` the library source) and linked by `lld-link-19`.
 //! Then each image must be a native-subsystem driver whose every import names an export
 //! of a kernel module.
+//!
+//! `cargo xtask wdk-check` type-checks both drivers' `--features wdk` build against
+//! wdk-sys's generated API on Linux (module `wdk_check`).
 
 mod image;
+mod wdk_check;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The target every driver image is built for.
-const TARGET: &str = "x86_64-pc-windows-msvc";
+pub const TARGET: &str = "x86_64-pc-windows-msvc";
 /// Debian's toolchain directory (rustup's comes first on PATH otherwise).
-const DEBIAN_BIN: &str = "/usr/bin";
+pub const DEBIAN_BIN: &str = "/usr/bin";
 
 /// A driver package built into a `.sys`.
 struct Driver {
@@ -35,7 +39,8 @@ const DRIVERS: &[Driver] = &[
 ];
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask pe        cross-build the driver images and check them");
+    eprintln!("usage: cargo xtask pe          cross-build the driver images and check them");
+    eprintln!("       cargo xtask wdk-check   type-check both drivers' wdk build on Linux");
     ExitCode::from(2)
 }
 
@@ -51,6 +56,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("xtask pe: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["wdk-check"] => match wdk_check::run(&workspace_root()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask wdk-check: {e}");
                 ExitCode::FAILURE
             }
         },
