@@ -253,8 +253,10 @@ unsafe extern "C" fn dispatch_pnp(device: nt::PDEVICE_OBJECT, irp: nt::PIRP) -> 
             } else {
                 nt::STATUS_NO_SUCH_DEVICE
             };
-            if status == nt::STATUS_SUCCESS {
-                // SAFETY: `interface` was registered in add_device.
+            if nt::nt_success(status) {
+                // SAFETY: `interface` was registered in add_device. Informational codes
+                // count as success (NT_SUCCESS), as the MS page "IoSetDeviceInterfaceState
+                // function (wdm.h)" has callers test.
                 status = unsafe { nt::IoSetDeviceInterfaceState(&raw mut ext.interface, 1) };
             }
             // SAFETY: live IRP, completed once here.
@@ -264,7 +266,10 @@ unsafe extern "C" fn dispatch_pnp(device: nt::PDEVICE_OBJECT, irp: nt::PIRP) -> 
         nt::IRP_MN_SURPRISE_REMOVAL | nt::IRP_MN_STOP_DEVICE => {
             if minor == nt::IRP_MN_SURPRISE_REMOVAL {
                 // SAFETY: disabling an enabled (or already disabled) interface.
-                unsafe { nt::IoSetDeviceInterfaceState(&raw mut ext.interface, 0) };
+                let disabled = unsafe { nt::IoSetDeviceInterfaceState(&raw mut ext.interface, 0) };
+                // Nothing to undo and no one to tell if it fails: this IRP must succeed
+                // and the device is going away either way.
+                let _ = disabled;
             }
             // SAFETY: we must succeed these and pass them down.
             unsafe {
@@ -279,7 +284,8 @@ unsafe extern "C" fn dispatch_pnp(device: nt::PDEVICE_OBJECT, irp: nt::PIRP) -> 
             // and delete. Handles are all closed before REMOVE arrives, so no pended
             // ALLOC can remain (CLEANUP cancelled them).
             unsafe {
-                nt::IoSetDeviceInterfaceState(&raw mut ext.interface, 0);
+                // Ignored as at surprise removal: removal goes on whatever it returns.
+                let _ = nt::IoSetDeviceInterfaceState(&raw mut ext.interface, 0);
                 nt::IoReleaseRemoveLockAndWaitEx(guard.lock, guard.tag, REMOVE_LOCK_SIZE);
             }
             core::mem::forget(guard);

@@ -49,8 +49,8 @@ unsafe fn requested(registry_path: nt::PCUNICODE_STRING) -> bool {
             &raw mut returned,
         )
     };
-    // SAFETY: closes the handle ZwOpenKey gave us.
-    unsafe { nt::ZwClose(key) };
+    // SAFETY: closes the handle ZwOpenKey gave us, once.
+    unsafe { nt::close_handle(key) };
     status == nt::STATUS_SUCCESS && info[1] == nt::REG_DWORD && info[2] == 4 && info[3] != 0
 }
 
@@ -111,7 +111,9 @@ pub unsafe fn delete(driver: *mut nt::DRIVER_OBJECT) {
     }
     let mut link = counted(&LINK_NAME);
     // SAFETY: the link and device we created.
-    unsafe { nt::IoDeleteSymbolicLink(&raw mut link) };
+    let deleted = unsafe { nt::IoDeleteSymbolicLink(&raw mut link) };
+    // Unload goes on either way: a link that is already gone is what we want.
+    let _ = deleted;
     // SAFETY: as above.
     unsafe { nt::IoDeleteDevice(device) };
 }

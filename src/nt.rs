@@ -36,21 +36,14 @@ pub use wdk_sys::{
         IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
         KeGetCurrentIrql, KeGetCurrentProcessorNumberEx, KeInitializeEvent, KeLowerIrql,
         KeQueryMaximumProcessorCountEx, KeReleaseSpinLock, KeSetEvent, KfRaiseIrql,
-        ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, PoCallDriver,
-        PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose, ZwOpenKey, ZwQueryValueKey,
+        MmGetSystemRoutineAddress, ObReferenceObjectByHandle, ObfDereferenceObject,
+        ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose,
+        ZwOpenKey, ZwQueryValueKey,
     },
     CCHAR, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP,
     KEVENT, KSPIN_LOCK, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING, PDEVICE_OBJECT,
     PDRIVER_CANCEL, PIRP, POBJECT_TYPE, PVOID, UNICODE_STRING,
 };
-
-/// `*ExEventObjectType` (an exported data symbol).
-#[cfg(nt_source = "wdk")]
-pub fn event_object_type() -> POBJECT_TYPE {
-    // SAFETY: ExEventObjectType is a pointer ntoskrnl initialises before any driver
-    // loads and never changes.
-    unsafe { *wdk_sys::ntddk::ExEventObjectType }
-}
 
 /// Nonpaged pool: `ExAllocatePool2` (zeroed; fails rather than bugchecks).
 ///
@@ -116,9 +109,11 @@ pub unsafe fn KeGetCurrentIrql() -> u8 {
     irql
 }
 
-/// `*ExEventObjectType`, looked up by name: a data import through raw-dylib is not
-/// reliable, and `MmGetSystemRoutineAddress` finds data exports too.
-#[cfg(nt_source = "mingw")]
+/// `*ExEventObjectType`, looked up by name in both builds. wdk-sys declares the variable
+/// at its crate root (not in `ntddk`), but a data import may not link
+/// (windows-drivers-rs issue #338, LNK1120 on PsInitialSystemProcess), and a data
+/// import through raw-dylib is not reliable either; `MmGetSystemRoutineAddress` finds
+/// data exports too (MS page "MmGetSystemRoutineAddress function (wdm.h)").
 pub fn event_object_type() -> POBJECT_TYPE {
     static NAME: [u16; 17] = wide(b"ExEventObjectType");
     let mut name = counted(&NAME);
@@ -217,6 +212,25 @@ pub const REG_DWORD: u32 = 4;
 pub const KEY_VALUE_PARTIAL_INFORMATION_CLASS: i32 = 2;
 /// `IO_NO_INCREMENT`.
 pub const IO_NO_INCREMENT: CCHAR = 0;
+
+/// `NT_SUCCESS`: success and informational codes (the sign bit clear).
+#[must_use]
+pub const fn nt_success(status: NTSTATUS) -> bool {
+    status >= 0
+}
+
+/// `ZwClose` of a kernel handle the caller owns, its status dropped on purpose: closing
+/// a valid handle succeeds, and its failures (STATUS_INVALID_HANDLE,
+/// STATUS_HANDLE_NOT_CLOSABLE) would be this driver's bug, which Driver Verifier reports,
+/// with nothing a caller could undo (MS page "ZwClose function (wdm.h)").
+///
+/// # Safety
+/// `handle` is an open kernel handle of the caller's, not used afterwards; PASSIVE_LEVEL.
+pub unsafe fn close_handle(handle: HANDLE) {
+    // SAFETY: the caller's contract.
+    let status = unsafe { ZwClose(handle) };
+    let _ = status;
+}
 
 // ---- counted strings ---------------------------------------------------------------------
 

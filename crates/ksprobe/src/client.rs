@@ -187,7 +187,7 @@ impl KernelClient {
         };
         if !nt::nt_success(status) {
             // SAFETY: our handle, closed once.
-            unsafe { nt::ZwClose(handle) };
+            unsafe { nt::close_handle(handle) };
             return Err(NtStatus(status));
         }
         let file = file.cast::<nt::FILE_OBJECT>();
@@ -228,7 +228,7 @@ impl KernelClient {
         unsafe { nt::IoCallDriver(object.device, irp) };
         // The I/O manager signals the event when the IRP completes, pended or not.
         // SAFETY: PASSIVE_LEVEL; our event; no timeout.
-        unsafe {
+        let waited = unsafe {
             nt::KeWaitForSingleObject(
                 (&raw mut event).cast(),
                 nt::EXECUTIVE,
@@ -237,6 +237,9 @@ impl KernelClient {
                 null_mut(),
             )
         };
+        // A kernel-mode, non-alertable wait without timeout returns only STATUS_SUCCESS
+        // (MS page "KeWaitForSingleObject function (wdm.h)").
+        let _ = waited;
         // SAFETY: written by the I/O manager before it signalled the event.
         let status = unsafe { status_block.__bindgen_anon_1.Status };
         (NtStatus(status), status_block.Information as usize)
@@ -420,7 +423,7 @@ fn serves_ksalloc(path: &[u16]) -> bool {
 /// one else holds one).
 fn close_object(object: Object) {
     // SAFETY: our kernel handle, closed once; PASSIVE_LEVEL.
-    unsafe { nt::ZwClose(object.handle) };
+    unsafe { nt::close_handle(object.handle) };
     // SAFETY: the reference `open` took.
     unsafe { nt::ObDereferenceObject(object.file.cast()) };
 }
@@ -705,7 +708,7 @@ impl ProbeClient for KernelClient {
         };
         if !nt::nt_success(status) {
             // SAFETY: our handle, closed once.
-            unsafe { nt::ZwClose(handle) };
+            unsafe { nt::close_handle(handle) };
             return Err(NtStatus(status));
         }
         // KSEVENTDATA { NotificationType = KSEVENTF_EVENT_HANDLE, EventHandle.Event }.
@@ -753,7 +756,7 @@ impl ProbeClient for KernelClient {
         // SAFETY: the reference create_event took.
         unsafe { nt::ObDereferenceObject(event.object.cast()) };
         // SAFETY: our kernel handle, closed once.
-        unsafe { nt::ZwClose(event.handle) };
+        unsafe { nt::close_handle(event.handle) };
     }
 
     fn touch_frame(&self, frame: usize, len: usize, pattern: u8) -> bool {

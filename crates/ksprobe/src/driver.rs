@@ -145,7 +145,9 @@ unsafe fn create_device(
 unsafe extern "C" fn driver_unload(driver: *mut nt::DRIVER_OBJECT) {
     if let Some(mut link) = nt::counted(&LINK_NAME) {
         // SAFETY: PASSIVE_LEVEL; the link DriverEntry created.
-        unsafe { nt::IoDeleteSymbolicLink(&raw mut link) };
+        let deleted = unsafe { nt::IoDeleteSymbolicLink(&raw mut link) };
+        // Unload goes on either way: a link that is already gone is what we want.
+        let _ = deleted;
     }
     // SAFETY: the driver object the I/O manager passes; its only device is ours.
     let device = unsafe { (*driver).DeviceObject };

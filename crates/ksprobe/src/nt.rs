@@ -98,10 +98,10 @@ unsafe extern "C" {
     pub fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER;
 }
 
-/// `IoCreateDeviceSecure` (wdmsec.h), which is not part of the kernel: the WDK's
-/// static library wdmsec.lib implements it (build.rs links it). Current WDKs name the
-/// routine `WdmlibIoCreateDeviceSecure` and `#define` the old name to it; the prototype
-/// is the MS page "WdmlibIoCreateDeviceSecure function (wdmsec.h)".
+// `IoCreateDeviceSecure` (wdmsec.h), which is not part of the kernel: the WDK's
+// static library wdmsec.lib implements it (build.rs links it). Current WDKs name the
+// routine `WdmlibIoCreateDeviceSecure` and `#define` the old name to it; the prototype
+// is the MS page "WdmlibIoCreateDeviceSecure function (wdmsec.h)".
 #[cfg(nt_source = "wdk")]
 unsafe extern "C" {
     pub fn WdmlibIoCreateDeviceSecure(
@@ -124,6 +124,19 @@ unsafe extern "C" {
 pub unsafe fn ExFreePool(p: PVOID) {
     // SAFETY: the caller's contract.
     unsafe { ExFreePoolWithTag(p, 0) };
+}
+
+/// `ZwClose` of a kernel handle the caller owns, its status dropped on purpose: closing
+/// a valid handle succeeds, and its failures (STATUS_INVALID_HANDLE,
+/// STATUS_HANDLE_NOT_CLOSABLE) would be this driver's bug, which Driver Verifier reports,
+/// with nothing a caller could undo (MS page "ZwClose function (wdm.h)").
+///
+/// # Safety
+/// `handle` is an open kernel handle of the caller's, not used afterwards; PASSIVE_LEVEL.
+pub unsafe fn close_handle(handle: HANDLE) {
+    // SAFETY: the caller's contract.
+    let status = unsafe { ZwClose(handle) };
+    let _ = status;
 }
 
 // ---- constants (wdm.h / ntstatus.h / winnt.h values) ----------------------------------
