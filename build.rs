@@ -80,8 +80,8 @@ fn cross_build_steps() -> Result<(), Box<dyn std::error::Error>> {
              AttachDeviceToDeviceStack|CreateDevice|DeleteDevice|DetachDevice|ForwardIrpSynchronously|\
              InitializeRemoveLockEx|RegisterDeviceInterface|ReleaseCancelSpinLock|\
              ReleaseRemoveLockAndWaitEx|ReleaseRemoveLockEx|SetDeviceInterfaceState|fCallDriver|\
-             fCompleteRequest)|Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|GetCurrentProcessorNumberEx|\
-             InitializeEvent|LowerIrql|QueryMaximumProcessorCountEx|ReleaseSpinLock|SetEvent)|KfRaiseIrql|\
+             fCompleteRequest)|Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|\
+             InitializeEvent|LowerIrql|ReleaseSpinLock|SetEvent)|KfRaiseIrql|\
              Ob(ReferenceObjectByHandle|fDereferenceObject|fReferenceObject)|Po(CallDriver|\
              StartNextPowerIrp)|Rtl(FreeUnicodeString|InitUnicodeString)|MmGetSystemRoutineAddress|Zw(Close|OpenKey|QueryValueKey)|Io(CreateSymbolicLink|DeleteSymbolicLink)",
         )

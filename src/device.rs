@@ -101,6 +101,8 @@ pub unsafe extern "system" fn driver_entry(
     driver: &mut nt::DRIVER_OBJECT,
     registry_path: nt::PCUNICODE_STRING,
 ) -> nt::NTSTATUS {
+    // Before anything allocates: which optional kernel routines this kernel has.
+    nt::resolve_optional_routines();
     driver.MajorFunction[nt::IRP_MJ_CREATE] = Some(dispatch_create);
     driver.MajorFunction[nt::IRP_MJ_CLEANUP] = Some(dispatch_cleanup);
     driver.MajorFunction[nt::IRP_MJ_CLOSE] = Some(dispatch_close);

@@ -8,7 +8,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `nt` | every kernel name the glue uses, and the WDK's inline helpers |
-//! | `pool` | the one place that allocates pool (`ExAllocatePool2`) |
+//! | `pool` | the one place that allocates pool (`ExAllocatePool2` where the kernel has it) |
 //! | `platform` | the core's `Platform` over the kernel: pool, spin lock, KEVENT, IRP cancel and completion |
 //! | `seh` | capture of user-mode buffers under structured exception handling (C unit) |
 //! | `dispatch` | IRP_MJ_CREATE / CLEANUP / CLOSE / DEVICE_CONTROL into the core's KS dispatcher |
@@ -26,12 +26,9 @@ extern crate alloc;
 #[cfg(nt_source = "wdk")]
 extern crate wdk_panic;
 
-#[cfg(nt_source = "wdk")]
-#[global_allocator]
-static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
-
-/// The cross-build's stand-ins for wdk-alloc and wdk-panic.
-#[cfg(nt_source = "mingw")]
+/// The global allocator of both builds (wdk-alloc would import ExAllocatePool2, which
+/// kernels before Windows 10 2004 lack) and the cross-build's panic handler.
+#[cfg(driver)]
 mod runtime;
 
 #[cfg(driver)]

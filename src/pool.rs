@@ -1,8 +1,9 @@
 //! Nonpaged pool: the one place the driver allocates kernel memory.
 //!
-//! `nt::allocate_nonpaged` is `ExAllocatePool2` in the WDK build; Wine's ntoskrnl aborts
-//! the host on `ExAllocatePool2`, so the Linux cross-build's `nt` uses
-//! `ExAllocatePoolWithTag` there. Nothing else in the driver allocates.
+//! `nt::allocate_nonpaged` is `ExAllocatePool2` where the kernel exports it and
+//! `ExAllocatePoolWithTag(NonPagedPoolNx)` plus zeroing elsewhere (Windows before 10
+//! 2004, Wine, ReactOS), resolved at DriverEntry in both builds. Nothing else in the
+//! driver allocates.
 
 use core::ptr::NonNull;
 

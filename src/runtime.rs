@@ -1,6 +1,9 @@
-//! What wdk-alloc and wdk-panic give the WDK build, for the Linux cross-build (they need
-//! wdk-sys, which needs the WDK): a global allocator over nonpaged pool and a panic
-//! handler that bugchecks, plus the `_fltused` marker MSVC-style links expect.
+//! The driver's global allocator over nonpaged pool, in both builds: wdk-alloc would
+//! call ExAllocatePool2 directly and so import it, and a kernel without it (Windows
+//! before 10 2004, Wine, ReactOS) would refuse to load the driver; `pool` resolves it at
+//! run time instead. For the Linux cross-build (wdk-panic needs wdk-sys, which needs the
+//! WDK) also a panic handler that bugchecks as wdk-panic's does, and the `_fltused`
+//! marker MSVC-style links expect.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
@@ -32,6 +35,7 @@ unsafe impl GlobalAlloc for PoolAllocator {
 #[global_allocator]
 static ALLOCATOR: PoolAllocator = PoolAllocator;
 
+#[cfg(nt_source = "mingw")]
 /// A Rust panic in the kernel stops the machine, as wdk-panic does: bugcheck 0x52504E43
 /// ("RPNC").
 #[panic_handler]
@@ -40,6 +44,7 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { crate::nt::KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
 }
 
+#[cfg(nt_source = "mingw")]
 /// Tells an MSVC-style link that floating point is in use (no CRT provides it here).
 #[unsafe(no_mangle)]
 #[used]

@@ -14,7 +14,7 @@
 //! | `nt` | every kernel name ksprobe uses, and the WDK's inline helpers |
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
-//! | `runtime` | the cross-build's stand-ins for wdk-alloc and wdk-panic |
+//! | `runtime` | the global allocator (both builds) and the cross-build's panic handler |
 //!
 //! Without the `wdk` or `cross` feature (every Linux host build) the package is an
 //! empty library: the scenarios themselves are proven on the model by
@@ -27,11 +27,7 @@ extern crate alloc;
 #[cfg(nt_source = "wdk")]
 extern crate wdk_panic;
 
-#[cfg(nt_source = "wdk")]
-#[global_allocator]
-static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
-
-#[cfg(nt_source = "mingw")]
+#[cfg(driver)]
 mod runtime;
 
 #[cfg(driver)]

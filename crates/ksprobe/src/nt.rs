@@ -26,8 +26,19 @@ pub use wdk_sys::{
     },
     DRIVER_OBJECT, EVENT_TYPE, FILE_OBJECT, GUID, HANDLE, IO_STACK_LOCATION, IO_STATUS_BLOCK,
     KEVENT, KWAIT_REASON, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING,
-    PDEVICE_OBJECT, PFILE_OBJECT, PIRP, PVOID, UNICODE_STRING,
+    PDEVICE_OBJECT, PFILE_OBJECT, PIRP, POOL_TYPE, PVOID, UNICODE_STRING,
 };
+
+// wdk-sys blocklists ExAllocatePoolWithTag as deprecated (wdk-build's bindgen setup): the
+// WDK prefers ExAllocatePool2 from Windows 10 2004 on. Every NT kernel exports
+// ExAllocatePoolWithTag, and kernels before 2004 (and Wine, ReactOS) have nothing else,
+// so the WDK build declares it here (prototype: MS page "ExAllocatePoolWithTag function
+// (wdm.h)"; POOL_TYPE is a C enum, an `int` in MSVC); ntoskrnl.lib, which wdk-build
+// links, exports it.
+#[cfg(nt_source = "wdk")]
+unsafe extern "system" {
+    pub fn ExAllocatePoolWithTag(PoolType: i32, NumberOfBytes: u64, Tag: u32) -> PVOID;
+}
 
 /// The cross-build's names: bindgen over mingw-w64's `ddk/ntddk.h` (build.rs).
 #[cfg(nt_source = "mingw")]

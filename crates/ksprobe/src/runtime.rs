@@ -1,6 +1,7 @@
-//! What wdk-alloc and wdk-panic give the WDK build, for the Linux cross-build (they need
-//! wdk-sys, which needs the WDK): a global allocator over nonpaged pool and a panic
-//! handler that bugchecks, plus the `_fltused` marker MSVC-style links expect.
+//! The global allocator over nonpaged pool in both builds (wdk-alloc would import
+//! ExAllocatePool2, which kernels before Windows 10 2004, Wine and ReactOS lack), and for
+//! the Linux cross-build a panic handler that bugchecks, plus the `_fltused` marker
+//! MSVC-style links expect.
 
 use core::alloc::{GlobalAlloc, Layout};
 
@@ -8,7 +9,7 @@ use crate::nt;
 
 /// Pool tag `KspR` (read backwards in pool dumps).
 const TAG: u32 = u32::from_le_bytes(*b"KspR");
-/// `NonPagedPoolNx`: Wine's ntoskrnl aborts the host process on `ExAllocatePool2`.
+/// `NonPagedPoolNx`: every kernel has ExAllocatePoolWithTag; not all have ExAllocatePool2.
 const NON_PAGED_POOL_NX: nt::POOL_TYPE = 512;
 
 /// Heap allocations come from nonpaged pool, as with wdk-alloc.
@@ -36,6 +37,7 @@ unsafe impl GlobalAlloc for PoolAllocator {
 #[global_allocator]
 static ALLOCATOR: PoolAllocator = PoolAllocator;
 
+#[cfg(nt_source = "mingw")]
 /// A Rust panic in the kernel stops the machine, as wdk-panic does: bugcheck 0x4B535052
 /// ("KSPR").
 #[panic_handler]
@@ -44,6 +46,7 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { nt::KeBugCheckEx(0x4B53_5052, 0, 0, 0, 0) }
 }
 
+#[cfg(nt_source = "mingw")]
 /// Tells an MSVC-style link that floating point is in use (no CRT provides it here).
 #[unsafe(no_mangle)]
 #[used]

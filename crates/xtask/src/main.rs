@@ -10,6 +10,7 @@
 //! `cargo xtask wdk-check` type-checks both drivers' `--features wdk` build against
 //! wdk-sys's generated API on Linux (module `wdk_check`).
 
+mod exports;
 mod image;
 mod wdk_check;
 

@@ -24,19 +24,25 @@
 //! compiled against the WDK yet.
 #![allow(non_snake_case)] // WDK names.
 
+mod optional;
+
+pub use optional::{
+    allocate_nonpaged, resolve_optional_routines, KeGetCurrentProcessorNumberEx,
+    KeQueryMaximumProcessorCountEx,
+};
+
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 #[cfg(nt_source = "wdk")]
 pub use wdk_sys::{
     ntddk::{
-        ExAllocatePool2, ExFreePoolWithTag, IoAcquireRemoveLockEx, IoAttachDeviceToDeviceStack,
-        IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoDetachDevice,
+        ExFreePoolWithTag, IoAcquireRemoveLockEx, IoAttachDeviceToDeviceStack, IoCreateDevice,
+        IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoDetachDevice,
         IoForwardIrpSynchronously, IoInitializeRemoveLockEx, IoRegisterDeviceInterface,
         IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx,
         IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
-        KeGetCurrentIrql, KeGetCurrentProcessorNumberEx, KeInitializeEvent, KeLowerIrql,
-        KeQueryMaximumProcessorCountEx, KeReleaseSpinLock, KeSetEvent, KfRaiseIrql,
-        MmGetSystemRoutineAddress, ObReferenceObjectByHandle, ObfDereferenceObject,
+        KeGetCurrentIrql, KeInitializeEvent, KeLowerIrql, KeReleaseSpinLock, KeSetEvent,
+        KfRaiseIrql, MmGetSystemRoutineAddress, ObReferenceObjectByHandle, ObfDereferenceObject,
         ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose,
         ZwOpenKey, ZwQueryValueKey,
     },
@@ -45,14 +51,15 @@ pub use wdk_sys::{
     PDRIVER_CANCEL, PIRP, POBJECT_TYPE, PVOID, UNICODE_STRING,
 };
 
-/// Nonpaged pool: `ExAllocatePool2` (zeroed; fails rather than bugchecks).
-///
-/// # Safety
-/// IRQL <= DISPATCH_LEVEL.
+// wdk-sys blocklists ExAllocatePoolWithTag as deprecated (wdk-build's bindgen setup): the
+// WDK prefers ExAllocatePool2 from Windows 10 2004 on. Every NT kernel exports
+// ExAllocatePoolWithTag, and kernels before 2004 (and Wine, ReactOS) have nothing else,
+// so the WDK build declares it here (prototype: MS page "ExAllocatePoolWithTag function
+// (wdm.h)"; POOL_TYPE is a C enum, an `int` in MSVC); ntoskrnl.lib, which wdk-build
+// links, exports it.
 #[cfg(nt_source = "wdk")]
-pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
-    // SAFETY: the caller's contract.
-    unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes as _, tag) }
+unsafe extern "system" {
+    pub fn ExAllocatePoolWithTag(PoolType: i32, NumberOfBytes: u64, Tag: u32) -> PVOID;
 }
 
 /// The Linux cross-build's names: bindgen over mingw-w64's `ddk/ntddk.h` (build.rs),
@@ -83,8 +90,7 @@ pub use mingw::{
     IoForwardIrpSynchronously, IoInitializeRemoveLockEx, IoRegisterDeviceInterface,
     IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx, IoReleaseRemoveLockEx,
     IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest, KeAcquireSpinLockRaiseToDpc,
-    KeBugCheckEx, KeGetCurrentProcessorNumberEx, KeInitializeEvent, KeLowerIrql,
-    KeQueryMaximumProcessorCountEx, KeReleaseSpinLock, KeSetEvent, KfRaiseIrql,
+    KeBugCheckEx, KeInitializeEvent, KeLowerIrql, KeReleaseSpinLock, KeSetEvent, KfRaiseIrql,
     MmGetSystemRoutineAddress, ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject,
     PoCallDriver, PoStartNextPowerIrp, RtlFreeUnicodeString, ZwClose, ZwOpenKey, ZwQueryValueKey,
     CCHAR, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK, IO_STACK_LOCATION, IRP,
@@ -124,19 +130,6 @@ pub fn event_object_type() -> POBJECT_TYPE {
     }
     // SAFETY: the export is a POBJECT_TYPE variable ntoskrnl initialised at boot.
     unsafe { *slot }
-}
-
-/// Nonpaged pool: `ExAllocatePoolWithTag(NonPagedPoolNx)`, because Wine's ntoskrnl
-/// aborts the host on `ExAllocatePool2`. Not zeroed (every caller initialises).
-///
-/// # Safety
-/// IRQL <= DISPATCH_LEVEL.
-#[cfg(nt_source = "mingw")]
-pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
-    /// `NonPagedPoolNx`.
-    const NON_PAGED_POOL_NX: i32 = 512;
-    // SAFETY: the caller's contract.
-    unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX as _, bytes as _, tag) }
 }
 
 // ---- constants (values from wdm.h / ntddk.h; the same in every WDK) -------------------
@@ -182,8 +175,9 @@ pub const ALL_PROCESSOR_GROUPS: u16 = 0xffff;
 /// `FILE_DEVICE_SECURE_OPEN`.
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;
 /// `POOL_FLAG_NON_PAGED`.
-#[cfg(nt_source = "wdk")]
 pub const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
+/// `NonPagedPoolNx` (`POOL_TYPE`).
+pub const NON_PAGED_POOL_NX: i32 = 512;
 /// `EVENT_MODIFY_STATE`: the access a FREEFRAME client's event handle must grant.
 pub const EVENT_MODIFY_STATE: u32 = 0x0002;
 /// `NotificationEvent` (`EVENT_TYPE`).

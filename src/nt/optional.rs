@@ -1,0 +1,177 @@
+//! Kernel routines not every NT kernel exports, looked up by name at DriverEntry.
+//!
+//! An import the loader cannot resolve keeps the whole driver from loading, so a routine
+//! that some kernel this driver targets lacks is never imported: [`resolve_optional_routines`]
+//! asks `MmGetSystemRoutineAddress` for it once (MS page "MmGetSystemRoutineAddress
+//! function (wdm.h)": PASSIVE_LEVEL, ntoskrnl and hal exports, NULL when absent), and
+//! each use has a documented fallback. Both builds (WDK and cross) take this same path.
+//!
+//! | routine | who lacks it | fallback |
+//! |---|---|---|
+//! | `ExAllocatePool2` | Windows before 10 2004 (build 19041), Wine 8, ReactOS | `ExAllocatePoolWithTag(NonPagedPoolNx)` and zeroing |
+//! | `KeGetCurrentProcessorNumberEx` | ReactOS amd64 | `KeGetCurrentProcessorNumber` where exported (Wine; Windows x64 has it inline only), else no processor index |
+//! | `KeQueryMaximumProcessorCountEx` | ReactOS | `KeNumberProcessors` (data export) |
+//!
+//! Without any processor index the driver reports `u32::MAX` processors and the index
+//! `u32::MAX`: the core keeps per-processor magazines only for pools with
+//! `MIN_FRAMES_PER_PROCESSOR` frames per processor, so it keeps none, and an index past
+//! its magazines names none; every frame goes through the shared lock-free list.
+
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use super::{counted, wide, ExAllocatePoolWithTag, MmGetSystemRoutineAddress, PVOID};
+
+/// `PVOID ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, ULONG Tag)`.
+type ExAllocatePool2Routine = unsafe extern "system" fn(u64, usize, u32) -> PVOID;
+/// `ULONG KeGetCurrentProcessorNumberEx(PPROCESSOR_NUMBER ProcNumber)`.
+type ProcessorNumberExRoutine = unsafe extern "system" fn(*mut c_void) -> u32;
+/// `ULONG KeGetCurrentProcessorNumber(VOID)`.
+type ProcessorNumberRoutine = unsafe extern "system" fn() -> u32;
+/// `ULONG KeQueryMaximumProcessorCountEx(USHORT GroupNumber)`.
+type MaximumProcessorCountExRoutine = unsafe extern "system" fn(u16) -> u32;
+
+// Each slot is written once, by resolve_optional_routines in DriverEntry, before the
+// driver has a device or a dispatch routine anyone can reach, and read afterwards from
+// any thread. Release/Acquire makes the pointer's publication explicit rather than
+// relying on the I/O manager's own ordering between DriverEntry and the first IRP.
+static EX_ALLOCATE_POOL2: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+static KE_GET_CURRENT_PROCESSOR_NUMBER_EX: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+static KE_GET_CURRENT_PROCESSOR_NUMBER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+static KE_QUERY_MAXIMUM_PROCESSOR_COUNT_EX: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+/// Address of the `CCHAR KeNumberProcessors` data export.
+static KE_NUMBER_PROCESSORS: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+static EX_ALLOCATE_POOL2_NAME: [u16; 15] = wide(b"ExAllocatePool2");
+static KE_GET_CURRENT_PROCESSOR_NUMBER_EX_NAME: [u16; 29] = wide(b"KeGetCurrentProcessorNumberEx");
+static KE_GET_CURRENT_PROCESSOR_NUMBER_NAME: [u16; 27] = wide(b"KeGetCurrentProcessorNumber");
+static KE_QUERY_MAXIMUM_PROCESSOR_COUNT_EX_NAME: [u16; 30] =
+    wide(b"KeQueryMaximumProcessorCountEx");
+static KE_NUMBER_PROCESSORS_NAME: [u16; 18] = wide(b"KeNumberProcessors");
+
+/// `MmGetSystemRoutineAddress(name)`: the export's address, or null.
+fn look_up(name: &'static [u16]) -> *mut c_void {
+    let mut name = counted(name);
+    // SAFETY: PASSIVE_LEVEL (DriverEntry); a counted name the call only reads.
+    unsafe { MmGetSystemRoutineAddress(&raw mut name) }
+}
+
+/// Looks every optional routine up. Call once, first thing in DriverEntry
+/// (PASSIVE_LEVEL).
+pub fn resolve_optional_routines() {
+    let slots: [(&AtomicPtr<c_void>, &'static [u16]); 5] = [
+        (&EX_ALLOCATE_POOL2, &EX_ALLOCATE_POOL2_NAME),
+        (
+            &KE_GET_CURRENT_PROCESSOR_NUMBER_EX,
+            &KE_GET_CURRENT_PROCESSOR_NUMBER_EX_NAME,
+        ),
+        (
+            &KE_GET_CURRENT_PROCESSOR_NUMBER,
+            &KE_GET_CURRENT_PROCESSOR_NUMBER_NAME,
+        ),
+        (
+            &KE_QUERY_MAXIMUM_PROCESSOR_COUNT_EX,
+            &KE_QUERY_MAXIMUM_PROCESSOR_COUNT_EX_NAME,
+        ),
+        (&KE_NUMBER_PROCESSORS, &KE_NUMBER_PROCESSORS_NAME),
+    ];
+    for (slot, name) in slots {
+        // Release: pairs with the Acquire loads below (module comment on the slots).
+        slot.store(look_up(name), Ordering::Release);
+    }
+}
+
+/// Nonpaged, zeroed pool: `ExAllocatePool2(POOL_FLAG_NON_PAGED)` where the kernel has
+/// it, else `ExAllocatePoolWithTag(NonPagedPoolNx)` zeroed here, so callers see the same
+/// memory either way. Null when the pool is exhausted.
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
+    // Acquire: see the slots' comment.
+    let routine = EX_ALLOCATE_POOL2.load(Ordering::Acquire);
+    if !routine.is_null() {
+        // SAFETY: the address of the kernel's ExAllocatePool2, whose prototype this is.
+        let allocate =
+            unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Routine>(routine) };
+        // SAFETY: the caller's IRQL contract; ExAllocatePool2 zeroes the block.
+        return unsafe { allocate(super::POOL_FLAG_NON_PAGED, bytes, tag) };
+    }
+    // SAFETY: the caller's IRQL contract.
+    let block = unsafe { ExAllocatePoolWithTag(super::NON_PAGED_POOL_NX as _, bytes as _, tag) };
+    if !block.is_null() {
+        // SAFETY: a fresh block of at least `bytes` bytes, ours.
+        unsafe { block.cast::<u8>().write_bytes(0, bytes) };
+    }
+    block
+}
+
+/// `KeGetCurrentProcessorNumberEx(number)` where the kernel has it, else
+/// `KeGetCurrentProcessorNumber()` (the group-relative number: every kernel without the
+/// Ex routine has a single processor group), else `u32::MAX` (no index; module docs).
+/// `number` must be null: the fallbacks cannot fill a `PROCESSOR_NUMBER`.
+///
+/// # Safety
+/// Any IRQL; the caller keeps the thread on this processor (DISPATCH_LEVEL) for as long
+/// as the index must stay true.
+pub unsafe fn KeGetCurrentProcessorNumberEx(number: *mut c_void) -> u32 {
+    debug_assert!(
+        number.is_null(),
+        "the fallbacks have no PROCESSOR_NUMBER to fill"
+    );
+    // Acquire: see the slots' comment.
+    let ex = KE_GET_CURRENT_PROCESSOR_NUMBER_EX.load(Ordering::Acquire);
+    if !ex.is_null() {
+        // SAFETY: the kernel's KeGetCurrentProcessorNumberEx, whose prototype this is.
+        let routine = unsafe { core::mem::transmute::<*mut c_void, ProcessorNumberExRoutine>(ex) };
+        // SAFETY: any IRQL; the output is optional.
+        return unsafe { routine(number) };
+    }
+    // Acquire: see the slots' comment.
+    let plain = KE_GET_CURRENT_PROCESSOR_NUMBER.load(Ordering::Acquire);
+    if !plain.is_null() {
+        // SAFETY: the kernel's KeGetCurrentProcessorNumber, whose prototype this is.
+        let routine = unsafe { core::mem::transmute::<*mut c_void, ProcessorNumberRoutine>(plain) };
+        // SAFETY: any IRQL.
+        return unsafe { routine() };
+    }
+    u32::MAX
+}
+
+/// `KeQueryMaximumProcessorCountEx(group)` where the kernel has it, else
+/// `KeNumberProcessors` (processors added later then get indices past the count, which
+/// name no magazine); `u32::MAX` when the driver cannot learn the current processor's
+/// index (module docs).
+///
+/// # Safety
+/// Any IRQL.
+pub unsafe fn KeQueryMaximumProcessorCountEx(group: u16) -> u32 {
+    // Acquire: see the slots' comment.
+    let has_index = !KE_GET_CURRENT_PROCESSOR_NUMBER_EX
+        .load(Ordering::Acquire)
+        .is_null()
+        || !KE_GET_CURRENT_PROCESSOR_NUMBER
+            .load(Ordering::Acquire)
+            .is_null();
+    if !has_index {
+        return u32::MAX;
+    }
+    // Acquire: see the slots' comment.
+    let ex = KE_QUERY_MAXIMUM_PROCESSOR_COUNT_EX.load(Ordering::Acquire);
+    if !ex.is_null() {
+        // SAFETY: the kernel's KeQueryMaximumProcessorCountEx, whose prototype this is.
+        let routine =
+            unsafe { core::mem::transmute::<*mut c_void, MaximumProcessorCountExRoutine>(ex) };
+        // SAFETY: any IRQL, any group number.
+        return unsafe { routine(group) };
+    }
+    // Acquire: see the slots' comment.
+    let count = KE_NUMBER_PROCESSORS.load(Ordering::Acquire).cast::<i8>();
+    if count.is_null() {
+        return u32::MAX;
+    }
+    // SAFETY: the CCHAR variable the kernel exports and set before drivers load.
+    let count = unsafe { count.read_volatile() };
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
