@@ -38,7 +38,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(feature = "wdk")]
 fn wdk_build_steps() -> Result<(), Box<dyn std::error::Error>> {
+    // The kernel flags, as in the cross-build below: /kernel (no C++ exceptions or RTTI,
+    // kernel-safe code generation) and /GS- (a Rust driver links no security-cookie
+    // library for /GS to call into).
     cc::Build::new()
+        .flag("/kernel")
+        .flag("/GS-")
         .file("src/seh/capture.c")
         .compile("ksalloc_seh");
     wdk_build::configure_wdk_binary_build()?;

@@ -43,7 +43,13 @@ pub fn run(root: &Path) -> Result<(), String> {
     let dir = root.join("target/wdk-check");
     let wdk = standin::prepare(&dir)?;
     let wdk_build = patch::prepare(root, &dir)?;
-    let findings = cargo_check(root, &dir, &wdk, &wdk_build)?;
+    // `--config patch...` makes cargo rewrite Cargo.lock's wdk-build entry as a path
+    // package; the repository's lock file must stay the registry's.
+    let lock = root.join("Cargo.lock");
+    let locked = std::fs::read(&lock).map_err(|e| format!("read {}: {e}", lock.display()))?;
+    let checked = cargo_check(root, &dir, &wdk, &wdk_build);
+    std::fs::write(&lock, locked).map_err(|e| format!("restore {}: {e}", lock.display()))?;
+    let findings = checked?;
     println!(
         "wdk-check: {} for {TARGET} with --features wdk: {} error(s), {} warning(s) from our \
          sources ({} warning(s) from dependencies, not ours)",
