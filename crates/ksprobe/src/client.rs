@@ -123,12 +123,19 @@ impl KernelClient {
     /// [`find_filter`]. PASSIVE_LEVEL.
     ///
     /// # Errors
-    /// `STATUS_OBJECT_NAME_NOT_FOUND` when no ksalloc filter is found.
+    /// `STATUS_OBJECT_NAME_NOT_FOUND` when no ksalloc filter is found, or the request's
+    /// path does not lead to a device of `\Driver\ksalloc`.
     pub fn for_request(request: &Request) -> Result<Self, NtStatus> {
         let filter = if request.path.is_empty() {
             find_filter()?
         } else {
-            to_nt_path(&request.path)
+            // A path given with --filter is held to the same check as a found one: the
+            // probe calls the function pointers the filter's allocators hand back.
+            let path = to_nt_path(&request.path);
+            if !serves_ksalloc(&path) {
+                return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+            }
+            path
         };
         let mut frequency = nt::LARGE_INTEGER { QuadPart: 0 };
         // SAFETY: any IRQL; `frequency` is a valid out pointer.
@@ -403,6 +410,13 @@ fn serves_ksalloc(path: &[u16]) -> bool {
     else {
         return false;
     };
+    let ours = is_ksalloc_object(&object);
+    close_object(object);
+    ours
+}
+
+/// Whether an open object's device belongs to `\Driver\ksalloc`.
+fn is_ksalloc_object(object: &Object) -> bool {
     // SAFETY: the device is live while its file object is referenced.
     let driver = unsafe { (*object.device).DriverObject };
     // SAFETY: every device has its driver object, live while the device is.
@@ -414,9 +428,7 @@ fn serves_ksalloc(path: &[u16]) -> bool {
         // the driver.
         unsafe { core::slice::from_raw_parts(name.Buffer, usize::from(name.Length / 2)) }
     };
-    let ours = is_ksalloc_driver(name);
-    close_object(object);
-    ours
+    is_ksalloc_driver(name)
 }
 
 /// Closes a handle, then drops our file-object reference (IRP_MJ_CLOSE follows once no
@@ -461,11 +473,20 @@ impl ProbeClient for KernelClient {
     type Event = Event;
 
     fn open_filter(&self) -> Result<Object, NtStatus> {
-        Self::open(
+        let object = Self::open(
             null_mut(),
             &self.filter,
             nt::GENERIC_READ | nt::GENERIC_WRITE,
-        )
+        )?;
+        // Every open is checked, not only the first: the name could lead elsewhere by
+        // now, and nothing but ksalloc's filter may be sent requests or trusted for the
+        // function table it returns.
+        if is_ksalloc_object(&object) {
+            Ok(object)
+        } else {
+            close_object(object);
+            Err(NtStatus::OBJECT_NAME_NOT_FOUND)
+        }
     }
 
     fn create_pin(&self, filter: &Object, pin_id: u32) -> Result<Object, NtStatus> {

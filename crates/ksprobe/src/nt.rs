@@ -20,9 +20,10 @@ pub use wdk_sys::{
         ExFreePoolWithTag, IoBuildDeviceIoControlRequest, IoCancelIrp, IoCreateSymbolicLink,
         IoDeleteDevice, IoDeleteSymbolicLink, IoGetDeviceInterfaces, IoGetRelatedDeviceObject,
         IofCallDriver, IofCompleteRequest, KeClearEvent, KeEnterGuardedRegion, KeInitializeEvent,
-        KeLeaveGuardedRegion, KeQueryPerformanceCounter, KeReadStateEvent, KeWaitForSingleObject,
-        MmIsAddressValid, ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject,
-        ZwClose, ZwCreateEvent, ZwCreateFile,
+        KeLeaveGuardedRegion, KeLowerIrql as KeLowerIrqlExport, KeQueryPerformanceCounter,
+        KeReadStateEvent, KeWaitForSingleObject, KfRaiseIrql, MmIsAddressValid,
+        ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, ZwClose,
+        ZwCreateEvent, ZwCreateFile,
     },
     DRIVER_OBJECT, EVENT_TYPE, FILE_OBJECT, GUID, HANDLE, IO_STACK_LOCATION, IO_STATUS_BLOCK,
     KEVENT, KWAIT_REASON, LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING,
@@ -275,56 +276,21 @@ pub unsafe fn ObReferenceObject(object: PVOID) {
     unsafe { ObfReferenceObject(object) };
 }
 
-/// `KeRaiseIrql(new, &old)`: on x64 wdm.h defines `KfRaiseIrql` as a FORCEINLINE that
-/// reads cr8 (the old IRQL) and writes the new one; bindgen emits no symbol for it.
+/// `KeRaiseIrql(new, &old)`: ntoskrnl's exported `KfRaiseIrql` in both builds, as the
+/// root driver does (for NTDDI_WIN8 and later the WDK's x64 wdm.h declares it an
+/// export; Wine and ReactOS export it too), not a raw cr8 write.
 ///
 /// # Safety
-/// Kernel mode, and `new` >= the current IRQL (lowering through it bugchecks on
-/// Windows).
-#[cfg(nt_source = "wdk")]
-pub unsafe fn KeRaiseIrql(new: u8) -> u8 {
-    let old: u64;
-    // SAFETY: ring 0: cr8 is the task priority register, i.e. the IRQL.
-    unsafe {
-        core::arch::asm!("mov {}, cr8", out(reg) old, options(nomem, nostack, preserves_flags));
-    }
-    // SAFETY: as above; raising only (the caller's contract).
-    unsafe {
-        core::arch::asm!("mov cr8, {}", in(reg) u64::from(new), options(nomem, nostack, preserves_flags));
-    }
-    #[allow(clippy::cast_possible_truncation)] // IRQL is 4 bits.
-    let old = old as u8;
-    old
-}
-
-/// `KeLowerIrql(old)`: on x64 a FORCEINLINE write of cr8 in wdm.h.
-///
-/// # Safety
-/// Kernel mode; `old` is what the matching [`KeRaiseIrql`] returned.
-#[cfg(nt_source = "wdk")]
-pub unsafe fn KeLowerIrql(old: u8) {
-    // SAFETY: ring 0; restores the level the caller raised from.
-    unsafe {
-        core::arch::asm!("mov cr8, {}", in(reg) u64::from(old), options(nomem, nostack, preserves_flags));
-    }
-}
-
-/// `KeRaiseIrql` in the cross-build: ntoskrnl's exported `KfRaiseIrql` (Wine exports
-/// it; there IRQL is not real and cr8 cannot be written from user mode).
-///
-/// # Safety
-/// As the WDK version.
-#[cfg(nt_source = "mingw")]
+/// `new` >= the current IRQL (lowering through it bugchecks on Windows).
 pub unsafe fn KeRaiseIrql(new: u8) -> u8 {
     // SAFETY: the caller's contract.
     unsafe { KfRaiseIrql(new) }
 }
 
-/// `KeLowerIrql` in the cross-build: the exported routine.
+/// `KeLowerIrql(old)`: the exported routine in both builds.
 ///
 /// # Safety
-/// As the WDK version.
-#[cfg(nt_source = "mingw")]
+/// `old` is what the matching [`KeRaiseIrql`] returned.
 pub unsafe fn KeLowerIrql(old: u8) {
     // SAFETY: the caller's contract.
     unsafe { KeLowerIrqlExport(old) };
