@@ -280,6 +280,26 @@ unsafe extern "C" fn dispatch_pnp(device: nt::PDEVICE_OBJECT, irp: nt::PIRP) -> 
                 nt::IoCallDriver(ext.lower, irp)
             }
         }
+        nt::IRP_MN_QUERY_REMOVE_DEVICE
+        | nt::IRP_MN_QUERY_STOP_DEVICE
+        | nt::IRP_MN_CANCEL_REMOVE_DEVICE
+        | nt::IRP_MN_CANCEL_STOP_DEVICE => {
+            // The device holds no hardware state, so it can always be stopped or removed
+            // and has nothing to restore on a cancel. Each of these must leave this driver
+            // with IoStatus.Status = STATUS_SUCCESS before it goes down: MS pages
+            // "IRP_MN_QUERY_REMOVE_DEVICE" and "IRP_MN_QUERY_STOP_DEVICE" (a function
+            // driver that can remove/stop the device sets STATUS_SUCCESS and passes the IRP
+            // down), "IRP_MN_CANCEL_REMOVE_DEVICE" and "IRP_MN_CANCEL_STOP_DEVICE" (a driver
+            // must set STATUS_SUCCESS; a started device simply sets it and passes the IRP
+            // on, no completion routine needed). Passed down untouched, the lower driver
+            // would see the STATUS_NOT_SUPPORTED the PnP manager initialises PnP IRPs with.
+            // SAFETY: a PnP IRP we pass down; our stack location is skipped.
+            unsafe {
+                (*irp).IoStatus.__bindgen_anon_1.Status = nt::STATUS_SUCCESS;
+                nt::IoSkipCurrentIrpStackLocation(irp);
+                nt::IoCallDriver(ext.lower, irp)
+            }
+        }
         nt::IRP_MN_REMOVE_DEVICE => {
             // SAFETY: disable the interface; wait until every IRP holding the lock has
             // finished (this releases our own acquisition too), then pass down, detach
