@@ -45,15 +45,6 @@ const REMOVE_LOCK_SIZE: u32 = core::mem::size_of::<nt::IO_REMOVE_LOCK>() as u32;
 /// The filter interface's reference string: `{9B365890-165F-11D0-A195-0020AFD156E4}`.
 static REFERENCE: [u16; 38] = nt::wide(&KSNAME_FILTER.to_braced_ascii());
 
-const fn to_nt_guid(g: &ks_abi::Guid) -> nt::GUID {
-    nt::GUID {
-        Data1: g.data1,
-        Data2: g.data2,
-        Data3: g.data3,
-        Data4: g.data4,
-    }
-}
-
 /// # Safety
 /// `device` is our function device object.
 unsafe fn extension<'a>(device: nt::PDEVICE_OBJECT) -> &'a mut DeviceExtension {
@@ -160,7 +151,7 @@ unsafe extern "C" fn add_device(
         unsafe { nt::IoDeleteDevice(fdo) };
         return nt::STATUS_NO_SUCH_DEVICE;
     }
-    let guid = to_nt_guid(&KSCATEGORY_DATATRANSFORM);
+    let guid = nt::guid(&KSCATEGORY_DATATRANSFORM);
     let mut reference = nt::counted(&REFERENCE);
     // SAFETY: PASSIVE_LEVEL; the call copies the reference string and allocates
     // `interface`, which we free at removal.

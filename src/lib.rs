@@ -7,7 +7,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `nt` | every kernel name the glue uses, and the WDK's inline helpers |
+//! | `nt` | every kernel name the glue uses: the shared kernel layer `wdm-nt` |
 //! | `pool` | the one place that allocates pool (`ExAllocatePool2` where the kernel has it) |
 //! | `platform` | the core's `Platform` over the kernel: pool, spin lock, KEVENT, IRP cancel and completion |
 //! | `seh` | capture of user-mode buffers under structured exception handling (C unit) |
@@ -23,13 +23,12 @@
 #[cfg(driver)]
 extern crate alloc;
 
-#[cfg(nt_source = "wdk")]
-extern crate wdk_panic;
-
-/// The global allocator of both builds (wdk-alloc would import ExAllocatePool2, which
-/// kernels before Windows 10 2004 lack) and the cross-build's panic handler.
+/// Heap allocations come from nonpaged pool under the driver's tag, in both builds
+/// (wdm-nt's allocator: wdk-alloc would import ExAllocatePool2, which kernels before
+/// Windows 10 2004 lack).
 #[cfg(driver)]
-mod runtime;
+#[global_allocator]
+static ALLOCATOR: wdm_nt::PoolAllocator<{ pool::TAG }> = wdm_nt::PoolAllocator;
 
 #[cfg(driver)]
 mod device;

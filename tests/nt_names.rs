@@ -1,67 +1,52 @@
-//! The two sources of kernel names in `src/nt.rs` must offer the same names: the glue
-//! is compiled against the mingw-w64 set on Linux (`cargo xtask pe`), but the wdk-sys set
-//! only in an eWDK prompt, so a name added to one list and not the other would break the
-//! Windows build where nobody here can see it. The only differences allowed are the
-//! ones `nt.rs` documents, each standing in for the other source's own spelling.
+//! The kernel names of `crates/wdm-nt/src/bindings.rs` must be the same in both builds:
+//! the glue is compiled against the mingw-w64 set by `cargo xtask pe` and against the
+//! wdk-sys set only by `cargo xtask wdk-check` (and in an eWDK prompt), so a name one build
+//! lacks would break the other. Most names are listed once, in the `kernel_names!` call
+//! that re-exports them from either source; this test checks that every name taken from
+//! one source only is supplied by hand in the other.
 
-use std::collections::BTreeSet;
-
-/// Names one list re-exports and the other replaces with a hand-written item of the same
-/// role (`allocate_nonpaged`, `KeGetCurrentIrql`, `event_object_type`, the cross-build's
-/// panic handler). `KfRaiseIrql` and `KeLowerIrql` are not among them: see
-/// [`irql_raise_and_lower_are_imports_in_both_builds`].
-const WDK_ONLY: &[&str] = &["ExAllocatePool2", "KeGetCurrentIrql"];
-const MINGW_ONLY: &[&str] = &[
-    "ExAllocatePoolWithTag",
-    "KeBugCheckEx",
-    "MmGetSystemRoutineAddress",
-];
-
-/// Kernel exports `nt.rs` takes from both sources, never hand-written (see its module docs).
-const IMPORTED_BY_BOTH: &[&str] = &[
-    "KeGetCurrentProcessorNumberEx",
-    "KeLowerIrql",
-    "KeQueryMaximumProcessorCountEx",
-    "KfRaiseIrql",
-];
-
-fn nt_source() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/nt.rs")).unwrap()
+fn bindings() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/wdm-nt/src/bindings.rs"
+    ))
+    .unwrap()
 }
 
-fn names_in(source: &str, opening: &str) -> BTreeSet<String> {
+/// The words of the first `{ ... }` list after `opening`.
+fn names_after(source: &str, opening: &str) -> Vec<String> {
     let start = source
         .find(opening)
-        .unwrap_or_else(|| panic!("`{opening}` not in src/nt.rs"));
+        .unwrap_or_else(|| panic!("`{opening}` not in bindings.rs"));
     let block = &source[start + opening.len()..];
-    let block = &block[..block.find("};").expect("the use list ends")];
+    let block = &block[..block.find('}').expect("the list ends")];
     block
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty() && !["ntddk"].contains(w))
+        .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
 }
 
 #[test]
-fn both_name_sources_offer_the_same_names() {
-    let source = nt_source();
-    let wdk = names_in(&source, "pub use wdk_sys::{");
-    let mingw = names_in(&source, "pub use mingw::{");
-    let set = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| (*n).to_owned())
-            .collect::<BTreeSet<_>>()
-    };
-    let only_wdk: BTreeSet<_> = wdk.difference(&mingw).cloned().collect();
-    let only_mingw: BTreeSet<_> = mingw.difference(&wdk).cloned().collect();
-    assert_eq!(only_wdk, set(WDK_ONLY), "names only the wdk-sys build has");
+fn names_from_one_source_are_supplied_by_hand_in_the_other() {
+    let source = bindings();
+    let wdk_only = names_after(&source, "pub use wdk_sys::ntddk::{");
     assert_eq!(
-        only_mingw,
-        set(MINGW_ONLY),
-        "names only the mingw-w64 build has"
+        wdk_only,
+        ["KeGetCurrentIrql", "KeQueryPerformanceCounter", "ZwCreateEvent"]
     );
-    assert!(wdk.len() > 30, "parsed the wdk list: {wdk:?}");
+    for name in &wdk_only {
+        assert!(
+            source.contains(&format!("pub unsafe fn {name}("))
+                || source.contains(&format!("pub fn {name}(")),
+            "the cross-build has no hand-written `{name}`"
+        );
+    }
+    assert!(source.contains("pub use mingw::ExAllocatePoolWithTag;"));
+    assert!(
+        source.contains("pub fn ExAllocatePoolWithTag("),
+        "the WDK build declares ExAllocatePoolWithTag by hand (wdk-sys blocklists it)"
+    );
 }
 
 /// The WDK (NTDDI_WIN8 and later) declares these ntoskrnl exports; mingw-w64's header
@@ -69,11 +54,11 @@ fn both_name_sources_offer_the_same_names() {
 /// in for them: the Wine run then makes the same calls as Windows.
 #[test]
 fn irql_raise_and_lower_are_imports_in_both_builds() {
-    let source = nt_source();
-    for opening in ["pub use wdk_sys::{", "pub use mingw::{"] {
-        let names = names_in(&source, opening);
-        for name in IMPORTED_BY_BOTH {
-            assert!(names.contains(*name), "`{name}` not in `{opening}`");
-        }
+    let source = bindings();
+    let start = source.find("kernel_names! {").expect("the shared list");
+    let functions = names_after(&source[start..], "functions:");
+    assert!(functions.len() > 40, "parsed the shared list: {functions:?}");
+    for name in ["KfRaiseIrql", "KeLowerIrql"] {
+        assert!(functions.iter().any(|f| f == name), "`{name}` not shared");
     }
 }

@@ -53,6 +53,9 @@ pub unsafe extern "system" fn driver_entry(
     driver: &mut nt::DRIVER_OBJECT,
     _registry_path: nt::PCUNICODE_STRING,
 ) -> nt::NTSTATUS {
+    // Before anything allocates: which optional kernel routines this kernel has (the
+    // global allocator takes ExAllocatePool2 where it exists).
+    nt::resolve_optional_routines();
     driver.MajorFunction[nt::IRP_MJ_CREATE] = Some(dispatch_success);
     driver.MajorFunction[nt::IRP_MJ_CLEANUP] = Some(dispatch_success);
     driver.MajorFunction[nt::IRP_MJ_CLOSE] = Some(dispatch_success);

@@ -11,10 +11,9 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `nt` | every kernel name ksprobe uses, and the WDK's inline helpers |
+//! | `nt` | every kernel name ksprobe uses: the shared kernel layer `wdm-nt` |
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
-//! | `runtime` | the global allocator (both builds) and the cross-build's panic handler |
 //!
 //! Without the `wdk` or `cross` feature (every Linux host build) the package is an
 //! empty library: the scenarios themselves are proven on the model by
@@ -24,11 +23,11 @@
 #[cfg(driver)]
 extern crate alloc;
 
-#[cfg(nt_source = "wdk")]
-extern crate wdk_panic;
-
+/// Heap allocations come from nonpaged pool under ksprobe's tag `KspR`, in both builds
+/// (wdm-nt's allocator).
 #[cfg(driver)]
-mod runtime;
+#[global_allocator]
+static ALLOCATOR: wdm_nt::PoolAllocator<{ u32::from_le_bytes(*b"KspR") }> = wdm_nt::PoolAllocator;
 
 #[cfg(driver)]
 mod client;

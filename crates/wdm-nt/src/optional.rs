@@ -21,7 +21,9 @@ use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use super::{counted, wide, ExAllocatePoolWithTag, MmGetSystemRoutineAddress, PVOID};
+use crate::bindings::{ExAllocatePoolWithTag, MmGetSystemRoutineAddress, PVOID};
+use crate::constants::{NON_PAGED_POOL_NX, POOL_FLAG_NON_PAGED};
+use crate::strings::{counted, wide};
 
 /// `PVOID ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, ULONG Tag)`.
 type ExAllocatePool2Routine = unsafe extern "system" fn(u64, usize, u32) -> PVOID;
@@ -96,10 +98,10 @@ pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
         let allocate =
             unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Routine>(routine) };
         // SAFETY: the caller's IRQL contract; ExAllocatePool2 zeroes the block.
-        return unsafe { allocate(super::POOL_FLAG_NON_PAGED, bytes, tag) };
+        return unsafe { allocate(POOL_FLAG_NON_PAGED, bytes, tag) };
     }
     // SAFETY: the caller's IRQL contract.
-    let block = unsafe { ExAllocatePoolWithTag(super::NON_PAGED_POOL_NX as _, bytes as _, tag) };
+    let block = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX as _, bytes as _, tag) };
     if !block.is_null() {
         // SAFETY: a fresh block of at least `bytes` bytes, ours.
         unsafe { block.cast::<u8>().write_bytes(0, bytes) };
