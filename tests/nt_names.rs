@@ -33,7 +33,11 @@ fn names_from_one_source_are_supplied_by_hand_in_the_other() {
     let wdk_only = names_after(&source, "pub use wdk_sys::ntddk::{");
     assert_eq!(
         wdk_only,
-        ["KeGetCurrentIrql", "KeQueryPerformanceCounter", "ZwCreateEvent"]
+        [
+            "KeGetCurrentIrql",
+            "KeQueryPerformanceCounter",
+            "ZwCreateEvent"
+        ]
     );
     for name in &wdk_only {
         assert!(
@@ -57,7 +61,10 @@ fn irql_raise_and_lower_are_imports_in_both_builds() {
     let source = bindings();
     let start = source.find("kernel_names! {").expect("the shared list");
     let functions = names_after(&source[start..], "functions:");
-    assert!(functions.len() > 40, "parsed the shared list: {functions:?}");
+    assert!(
+        functions.len() > 40,
+        "parsed the shared list: {functions:?}"
+    );
     for name in ["KfRaiseIrql", "KeLowerIrql"] {
         assert!(functions.iter().any(|f| f == name), "`{name}` not shared");
     }
