@@ -110,8 +110,9 @@ int main(void)
      * with STATUS_ACCESS_VIOLATION. Wine 8 never passes it to the driver: its client
      * side copies METHOD_NEITHER input into the driver host and refuses the unreadable
      * buffer itself with STATUS_ACCESS_DENIED (WINEDEBUG=+ntoskrnl shows no
-     * dispatch_ioctl for it), so what is checked here is that exact refusal, that it is
-     * no success, and that the driver goes on serving. */
+     * dispatch_ioctl for it), so what is checked here is that exact refusal and that the
+     * driver goes on serving; the driver's own fault path is driven from kernel mode by
+     * sehprobe.c (run.sh). */
     NTSTATUS unmapped = ioctl(filter, IOCTL_KS_PROPERTY, (void *)0x10, 24, buf, 4, NULL);
     check("filter: request from user address 0x10 refused by Wine", unmapped, (NTSTATUS)0xC0000022);
     check("filter: still serving after it", property(filter, &PROPSETID_PIN, 1, 1, NULL, 0, &value, 4, NULL), 0);

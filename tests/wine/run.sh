@@ -19,6 +19,10 @@ export WINEPREFIX=$work/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 mkdir -p "$work"
 
 x86_64-w64-mingw32-gcc -O2 -Wall -Werror -o "$work/ksclient.exe" "$root/tests/wine/ksclient.c" -lntdll
+# The kernel-mode client for the SEH check user mode cannot make under Wine (sehprobe.c).
+x86_64-w64-mingw32-gcc -O2 -Wall -Werror -fno-stack-protector -I/usr/share/mingw-w64/include/ddk \
+    -shared -nostdlib -nostartfiles -Wl,--subsystem,native -Wl,--entry,DriverEntry \
+    -o "$work/sehprobe.sys" "$root/tests/wine/sehprobe.c" -lntoskrnl
 
 # Never pipe wine's output (its background processes inherit the pipe): files only.
 stop() { wineserver -k >/dev/null 2>&1 || true; }
@@ -32,7 +36,9 @@ mkdir -p "$WINEPREFIX/drive_c/drv"
 cp "$sys" "$WINEPREFIX/drive_c/drv/ksalloc.sys"
 wine sc stop ksalloc >"$work/sc.log" 2>&1 </dev/null || true
 wine sc delete ksalloc >>"$work/sc.log" 2>&1 </dev/null || true
-wine sc create ksalloc type= kernel start= demand 'binPath=' 'C:\drv\ksalloc.sys' >>"$work/sc.log" 2>&1 </dev/null
+# One service group: Wine runs drivers of the same group in one winedevice.exe, where
+# sehprobe.sys can reach ksalloc's device.
+wine sc create ksalloc type= kernel start= demand group= ksalloctest 'binPath=' 'C:\drv\ksalloc.sys' >>"$work/sc.log" 2>&1 </dev/null
 # No PnP under Wine: ask DriverEntry for the named test device (src/legacy.rs).
 wine reg add 'HKLM\System\CurrentControlSet\Services\ksalloc' /v TestDevice /t REG_DWORD /d 1 /f >>"$work/sc.log" 2>&1 </dev/null
 # On a fresh prefix the service manager can miss a service created a moment ago
@@ -54,5 +60,33 @@ fi
 status=0
 timeout 120 wine "$work/ksclient.exe" >"$work/ksclient.log" 2>&1 </dev/null || status=$?
 grep -E '^(PASS|FAIL|SKIP)|failures' "$work/ksclient.log" || cat "$work/ksclient.log"
+
+# ksalloc's SEH capture against a user-mode requestor's METHOD_NEITHER pointer 0x10, sent
+# from kernel mode by sehprobe.sys in the same driver host (its DriverEntry records the
+# statuses in its service key and fails unless they are right).
+cp "$work/sehprobe.sys" "$WINEPREFIX/drive_c/drv/sehprobe.sys"
+key='HKLM\System\CurrentControlSet\Services\kssehprobe'
+wine sc stop kssehprobe >>"$work/sc.log" 2>&1 </dev/null || true
+wine sc delete kssehprobe >>"$work/sc.log" 2>&1 </dev/null || true
+wine sc create kssehprobe type= kernel start= demand group= ksalloctest 'binPath=' 'C:\drv\sehprobe.sys' >>"$work/sc.log" 2>&1 </dev/null
+wine sc start kssehprobe >>"$work/sc.log" 2>&1 </dev/null || true
+value() {
+    wine reg query "$key" /v "$1" >"$work/reg.log" 2>&1 </dev/null || true
+    local v
+    v=$(tr -d '\r' <"$work/reg.log" | awk -v n="$1" '$1 == n { print $3 }')
+    printf '0x%08X' "${v:-0xFFFFFFFF}"
+}
+seh_check() {
+    local got
+    got=$(value "$2")
+    if [ "$got" = "$3" ]; then
+        printf 'PASS %-58s status %s (want %s)\n' "$1" "$got" "$3"
+    else
+        printf 'FAIL %-58s status %s (want %s)\n' "$1" "$got" "$3"
+        status=1
+    fi
+}
+seh_check "kernel client: METHOD_NEITHER input at user 0x10" BadPointer 0xC0000005
+seh_check "kernel client: still serving after it" StillServing 0x00000000
 wine sc stop ksalloc >>"$work/sc.log" 2>&1 </dev/null || true
 exit "$status"
