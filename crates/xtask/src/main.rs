@@ -93,8 +93,23 @@ fn pe() -> Result<(), String> {
     Ok(())
 }
 
-fn build(root: &Path, target_dir: &Path, driver: &Driver) -> Result<(), String> {
+/// Debian's cargo in `root`, with its toolchain first on PATH, nothing of rustup's in the
+/// environment, and `RUSTC_BOOTSTRAP=1` (its stable toolchain; build-std is unstable).
+#[must_use]
+pub fn debian_cargo(root: &Path) -> Command {
     let path = format!("{DEBIAN_BIN}:{}", std::env::var("PATH").unwrap_or_default());
+    let mut command = Command::new(format!("{DEBIAN_BIN}/cargo"));
+    command
+        .current_dir(root)
+        .env("PATH", path)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC")
+        .env_remove("RUSTUP_TOOLCHAIN");
+    command
+}
+
+fn build(root: &Path, target_dir: &Path, driver: &Driver) -> Result<(), String> {
     let link_args = [
         "/DRIVER",
         "/SUBSYSTEM:NATIVE",
@@ -104,14 +119,7 @@ fn build(root: &Path, target_dir: &Path, driver: &Driver) -> Result<(), String> 
     ]
     .map(|a| format!("\"-Clink-arg={a}\""))
     .join(",");
-    let status = Command::new(format!("{DEBIAN_BIN}/cargo"))
-        .current_dir(root)
-        .env("PATH", path)
-        // Debian's stable toolchain; build-std is unstable.
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env_remove("RUSTFLAGS")
-        .env_remove("RUSTC")
-        .env_remove("RUSTUP_TOOLCHAIN")
+    let status = debian_cargo(root)
         .args(["build", "--release", "-p", driver.package, "--features", "cross", "--target", TARGET])
         .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"])
         .arg("--target-dir")

@@ -79,7 +79,6 @@ fn clang_resource_dir() -> Result<String, String> {
 }
 
 fn cargo_check(root: &Path, dir: &Path, wdk: &Path, wdk_build: &Path) -> Result<Findings, String> {
-    let path = format!("{DEBIAN_BIN}:{}", std::env::var("PATH").unwrap_or_default());
     // wdk-build turns bindgen's include detection off and mingw-w64's headers parse only
     // in GNU mode; -ffreestanding settles a _setjmp clash; the supplement comes first.
     let bindgen_args = format!(
@@ -92,14 +91,8 @@ fn cargo_check(root: &Path, dir: &Path, wdk: &Path, wdk_build: &Path) -> Result<
         .map(|p| format!("{p}/wdk"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut command = Command::new(format!("{DEBIAN_BIN}/cargo"));
+    let mut command = crate::debian_cargo(root);
     command
-        .current_dir(root)
-        .env("PATH", path)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env_remove("RUSTFLAGS")
-        .env_remove("RUSTC")
-        .env_remove("RUSTUP_TOOLCHAIN")
         .env("WDKContentRoot", wdk)
         .env("Version_Number", standin::VERSION)
         .env("LIBCLANG_PATH", LIBCLANG_PATH)
