@@ -12,6 +12,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `nt` | every kernel name ksprobe uses, and the WDK's inline helpers |
+//! | `boot` | boot mode: every scenario from a system thread, reported with DbgPrint |
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
 //! | `runtime` | the cross-build's stand-ins for wdk-alloc and wdk-panic |
@@ -34,6 +35,8 @@ static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
 #[cfg(nt_source = "mingw")]
 mod runtime;
 
+#[cfg(driver)]
+mod boot;
 #[cfg(driver)]
 mod client;
 #[cfg(driver)]

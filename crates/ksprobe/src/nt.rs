@@ -341,3 +341,102 @@ pub const fn guid(g: &ks_abi::Guid) -> GUID {
         Data4: g.data4,
     }
 }
+
+// ---- boot mode (boot.rs): system thread, delay, debugger output, service key ----------
+
+#[cfg(nt_source = "wdk")]
+pub use wdk_sys::ntddk::{
+    DbgPrint, KeDelayExecutionThread, PsCreateSystemThread, PsTerminateSystemThread, ZwOpenKey,
+    ZwQueryValueKey,
+};
+
+// Declared by hand from their wdm.h prototypes (MS pages "PsCreateSystemThread",
+// "PsTerminateSystemThread", "KeDelayExecutionThread", "ZwOpenKey", "ZwQueryValueKey",
+// "DbgPrint"): every kernel exports them (Windows, Wine, ReactOS).
+#[cfg(nt_source = "mingw")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    pub fn PsCreateSystemThread(
+        ThreadHandle: *mut HANDLE,
+        DesiredAccess: u32,
+        ObjectAttributes: *mut OBJECT_ATTRIBUTES,
+        ProcessHandle: HANDLE,
+        ClientId: *mut c_void,
+        StartRoutine: Option<unsafe extern "C" fn(StartContext: *mut c_void)>,
+        StartContext: *mut c_void,
+    ) -> NTSTATUS;
+    pub fn PsTerminateSystemThread(ExitStatus: NTSTATUS) -> NTSTATUS;
+    pub fn KeDelayExecutionThread(
+        WaitMode: i8,
+        Alertable: u8,
+        Interval: *mut LARGE_INTEGER,
+    ) -> NTSTATUS;
+    pub fn ZwOpenKey(
+        KeyHandle: *mut HANDLE,
+        DesiredAccess: u32,
+        ObjectAttributes: *mut OBJECT_ATTRIBUTES,
+    ) -> NTSTATUS;
+    pub fn ZwQueryValueKey(
+        KeyHandle: HANDLE,
+        ValueName: *mut UNICODE_STRING,
+        KeyValueInformationClass: i32,
+        KeyValueInformation: *mut c_void,
+        Length: u32,
+        ResultLength: *mut u32,
+    ) -> NTSTATUS;
+}
+
+// DbgPrint is variadic: its own block (reference/linux-pe-wine.md).
+#[cfg(nt_source = "mingw")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    pub fn DbgPrint(Format: *const core::ffi::c_char, ...) -> u32;
+}
+
+#[cfg(nt_source = "mingw")]
+use core::ffi::c_void;
+
+/// `THREAD_ALL_ACCESS` (winnt.h, Vista and later).
+pub const THREAD_ALL_ACCESS: u32 = 0x001F_FFFF;
+/// `KEY_READ`.
+pub const KEY_READ: u32 = 0x0002_0019;
+/// `REG_DWORD`.
+pub const REG_DWORD: u32 = 4;
+/// `KeyValuePartialInformation` (`KEY_VALUE_INFORMATION_CLASS`).
+pub const KEY_VALUE_PARTIAL_INFORMATION_CLASS: i32 = 2;
+
+/// A DWORD value of the driver's service key, if it is there and is a REG_DWORD.
+/// PASSIVE_LEVEL.
+///
+/// # Safety
+/// `registry_path` is DriverEntry's service key path.
+pub unsafe fn service_dword(registry_path: PCUNICODE_STRING, name: &[u16]) -> Option<u32> {
+    // SAFETY: OBJECT_ATTRIBUTES is plain data; every field is set below.
+    let mut attributes: OBJECT_ATTRIBUTES = unsafe { core::mem::zeroed() };
+    attributes.Length = core::mem::size_of::<OBJECT_ATTRIBUTES>() as u32;
+    attributes.ObjectName = registry_path.cast_mut();
+    attributes.Attributes = OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE;
+    let mut key: HANDLE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; a kernel handle to our own service key, closed below.
+    if !nt_success(unsafe { ZwOpenKey(&raw mut key, KEY_READ, &raw mut attributes) }) {
+        return None;
+    }
+    let mut value = counted(name)?;
+    // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, then the DWORD.
+    let mut info = [0u32; 4];
+    let mut returned = 0u32;
+    // SAFETY: `info` is a buffer of the size passed; `key` is open.
+    let status = unsafe {
+        ZwQueryValueKey(
+            key,
+            &raw mut value,
+            KEY_VALUE_PARTIAL_INFORMATION_CLASS as _,
+            info.as_mut_ptr().cast(),
+            core::mem::size_of_val(&info) as u32,
+            &raw mut returned,
+        )
+    };
+    // SAFETY: the handle ZwOpenKey gave us. Nothing to do if closing fails.
+    let _ = unsafe { ZwClose(key) };
+    (nt_success(status) && info[1] == REG_DWORD && info[2] == 4).then_some(info[3])
+}

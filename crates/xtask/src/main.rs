@@ -6,8 +6,12 @@
 //! `rust-web-src` gives `-Zbuild-std` the library source) and linked by `lld-link-19`.
 //! Then each image must be a native-subsystem driver whose every import names an export
 //! of a kernel module.
+//!
+//! `cargo xtask reactos` boots those images in ReactOS amd64 under QEMU and reads
+//! ksprobe's verdict from COM1 (see `reactos.rs`).
 
 mod image;
+mod reactos;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -36,6 +40,10 @@ const DRIVERS: &[Driver] = &[
 
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask pe        cross-build the driver images and check them");
+    eprintln!("       cargo xtask reactos [--timeout SECS]");
+    eprintln!(
+        "                           boot them in ReactOS under QEMU, run ksprobe's scenarios"
+    );
     ExitCode::from(2)
 }
 
@@ -51,6 +59,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("xtask pe: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["reactos", rest @ ..] => match reactos::Options::parse(rest)
+            .and_then(|options| reactos::run(&workspace_root(), &options))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask reactos: {e}");
                 ExitCode::FAILURE
             }
         },
