@@ -19,39 +19,8 @@ static LINK_NAME: [u16; 19] = wide(b"\\DosDevices\\ksalloc");
 /// # Safety
 /// `registry_path` is DriverEntry's service key path.
 unsafe fn requested(registry_path: nt::PCUNICODE_STRING) -> bool {
-    let mut attributes = nt::OBJECT_ATTRIBUTES {
-        Length: core::mem::size_of::<nt::OBJECT_ATTRIBUTES>() as u32,
-        RootDirectory: core::ptr::null_mut(),
-        ObjectName: registry_path.cast_mut(),
-        Attributes: nt::OBJ_CASE_INSENSITIVE | nt::OBJ_KERNEL_HANDLE,
-        SecurityDescriptor: core::ptr::null_mut(),
-        SecurityQualityOfService: core::ptr::null_mut(),
-    };
-    let mut key: nt::HANDLE = core::ptr::null_mut();
-    // SAFETY: PASSIVE_LEVEL; a kernel handle to our own service key, closed below.
-    if unsafe { nt::ZwOpenKey(&raw mut key, nt::KEY_READ, &raw mut attributes) }
-        != nt::STATUS_SUCCESS
-    {
-        return false;
-    }
-    let mut name = counted(&VALUE_NAME);
-    // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, then a DWORD of data.
-    let mut info = [0u32; 4];
-    let mut returned = 0u32;
-    // SAFETY: `info` is a buffer of the size we pass; `key` is open.
-    let status = unsafe {
-        nt::ZwQueryValueKey(
-            key,
-            &raw mut name,
-            nt::KEY_VALUE_PARTIAL_INFORMATION_CLASS as _,
-            info.as_mut_ptr().cast(),
-            core::mem::size_of_val(&info) as u32,
-            &raw mut returned,
-        )
-    };
-    // SAFETY: closes the handle ZwOpenKey gave us, once.
-    unsafe { nt::close_handle(key) };
-    status == nt::STATUS_SUCCESS && info[1] == nt::REG_DWORD && info[2] == 4 && info[3] != 0
+    // SAFETY: the caller's contract.
+    unsafe { nt::service_dword(registry_path, &VALUE_NAME) }.is_some_and(|v| v != 0)
 }
 
 /// Creates the test device if the service key asks for it. PASSIVE_LEVEL.

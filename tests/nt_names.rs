@@ -34,6 +34,7 @@ fn names_from_one_source_are_supplied_by_hand_in_the_other() {
     assert_eq!(
         wdk_only,
         [
+            "DbgPrint",
             "KeGetCurrentIrql",
             "KeQueryPerformanceCounter",
             "ZwCreateEvent"

@@ -24,11 +24,13 @@ const FUNCTIONS: &str = "Ex(AllocatePoolWithTag|FreePoolWithTag)|\
      GetRelatedDeviceObject|InitializeRemoveLockEx|RegisterDeviceInterface|\
      ReleaseCancelSpinLock|ReleaseRemoveLockAndWaitEx|ReleaseRemoveLockEx|\
      SetDeviceInterfaceState|fCallDriver|fCompleteRequest)|\
-     Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|ClearEvent|EnterGuardedRegion|InitializeEvent|\
-     LeaveGuardedRegion|LowerIrql|ReadStateEvent|ReleaseSpinLock|SetEvent|\
-     WaitForSingleObject)|KfRaiseIrql|Mm(GetSystemRoutineAddress|IsAddressValid)|\
+     Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|ClearEvent|DelayExecutionThread|\
+     EnterGuardedRegion|InitializeEvent|LeaveGuardedRegion|LowerIrql|ReadStateEvent|\
+     ReleaseSpinLock|SetEvent|WaitForSingleObject)|KfRaiseIrql|\
+     Mm(GetSystemRoutineAddress|IsAddressValid)|\
      Ob(ReferenceObjectByHandle|fDereferenceObject|fReferenceObject)|\
-     Po(CallDriver|StartNextPowerIrp)|RtlFreeUnicodeString|\
+     Po(CallDriver|StartNextPowerIrp)|Ps(CreateSystemThread|TerminateSystemThread)|\
+     RtlFreeUnicodeString|\
      Zw(Close|CreateFile|OpenKey|QueryValueKey)";
 
 /// Every type either driver names.

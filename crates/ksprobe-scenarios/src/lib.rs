@@ -23,6 +23,7 @@ pub mod client;
 pub mod frame;
 pub mod ks;
 pub mod path;
+pub mod report;
 pub mod result;
 pub mod rig;
 pub mod scenario;

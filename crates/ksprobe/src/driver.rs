@@ -51,7 +51,7 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 #[unsafe(export_name = "DriverEntry")]
 pub unsafe extern "system" fn driver_entry(
     driver: &mut nt::DRIVER_OBJECT,
-    _registry_path: nt::PCUNICODE_STRING,
+    registry_path: nt::PCUNICODE_STRING,
 ) -> nt::NTSTATUS {
     // Before anything allocates: which optional kernel routines this kernel has (the
     // global allocator takes ExAllocatePool2 where it exists).
@@ -84,6 +84,13 @@ pub unsafe extern "system" fn driver_entry(
     }
     // SAFETY: our device, fully set up: it may receive IRPs from here on.
     unsafe { (*device).Flags &= !nt::DO_DEVICE_INITIALIZING };
+    // SAFETY: DriverEntry's own registry path, at PASSIVE_LEVEL.
+    let status = unsafe { crate::boot::start_if_requested(registry_path) };
+    if !nt::nt_success(status) {
+        // SAFETY: DriverEntry fails, so nothing opened the device: undo it as unload does.
+        unsafe { driver_unload(driver) };
+        return status;
+    }
     nt::STATUS_SUCCESS
 }
 

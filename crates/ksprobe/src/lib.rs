@@ -12,6 +12,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `nt` | every kernel name ksprobe uses: the shared kernel layer `wdm-nt` |
+//! | `boot` | boot mode: every scenario from a system thread, reported with DbgPrint |
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
 //!
@@ -29,6 +30,8 @@ extern crate alloc;
 #[global_allocator]
 static ALLOCATOR: wdm_nt::PoolAllocator<{ u32::from_le_bytes(*b"KspR") }> = wdm_nt::PoolAllocator;
 
+#[cfg(driver)]
+mod boot;
 #[cfg(driver)]
 mod client;
 #[cfg(driver)]

@@ -31,12 +31,13 @@ kernel_names! {
         IoGetDeviceInterfaces, IoGetRelatedDeviceObject, IoInitializeRemoveLockEx,
         IoRegisterDeviceInterface, IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx,
         IoReleaseRemoveLockEx, IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest,
-        KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeClearEvent, KeEnterGuardedRegion,
+        KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeClearEvent, KeDelayExecutionThread,
+        KeEnterGuardedRegion,
         KeInitializeEvent, KeLeaveGuardedRegion, KeLowerIrql, KeReadStateEvent,
         KeReleaseSpinLock, KeSetEvent, KeWaitForSingleObject, KfRaiseIrql,
         MmGetSystemRoutineAddress, MmIsAddressValid, ObReferenceObjectByHandle,
         ObfDereferenceObject, ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp,
-        RtlFreeUnicodeString, ZwClose, ZwCreateFile, ZwOpenKey, ZwQueryValueKey;
+        PsCreateSystemThread, PsTerminateSystemThread, RtlFreeUnicodeString, ZwClose, ZwCreateFile, ZwOpenKey, ZwQueryValueKey;
     types:
         CCHAR, DRIVER_OBJECT, EVENT_TYPE, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK,
         IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KEVENT, KSPIN_LOCK, KWAIT_REASON,
@@ -46,7 +47,7 @@ kernel_names! {
 
 // In wdk-sys, not in mingw-w64's ntddk.h bindings (declared by hand below for mingw).
 #[cfg(nt_source = "wdk")]
-pub use wdk_sys::ntddk::{KeGetCurrentIrql, KeQueryPerformanceCounter, ZwCreateEvent};
+pub use wdk_sys::ntddk::{DbgPrint, KeGetCurrentIrql, KeQueryPerformanceCounter, ZwCreateEvent};
 
 // wdk-sys blocklists ExAllocatePoolWithTag as deprecated (wdk-build's bindgen setup): the
 // WDK prefers ExAllocatePool2 from Windows 10 2004 on. Every NT kernel exports
@@ -95,6 +96,15 @@ unsafe extern "C" {
         EventType: EVENT_TYPE,
         InitialState: u8,
     ) -> NTSTATUS;
+}
+
+// DbgPrint is variadic, which the bindings leave out: its own block
+// (shared/reference/linux-pe-wine.md); prototype: MS page "DbgPrint function (wdm.h)".
+#[cfg(nt_source = "mingw")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    /// `ULONG DbgPrint(PCSTR Format, ...)`.
+    pub fn DbgPrint(Format: *const core::ffi::c_char, ...) -> u32;
 }
 
 // KeQueryPerformanceCounter is a HAL routine (NTHALAPI): hal.dll exports it, in Wine and

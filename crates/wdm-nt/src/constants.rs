@@ -86,6 +86,8 @@ pub const GENERIC_WRITE: u32 = 0x4000_0000;
 pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x0000_0080;
 /// `FILE_OPEN` (create disposition).
 pub const FILE_OPEN: u32 = 0x0000_0001;
+/// `THREAD_ALL_ACCESS` (winnt.h, Vista and later).
+pub const THREAD_ALL_ACCESS: u32 = 0x001F_FFFF;
 /// `KEY_READ`.
 pub const KEY_READ: u32 = 0x0002_0019;
 /// `REG_DWORD`.

@@ -15,6 +15,7 @@
 //! | `macros` | the WDK's inline functions and macros bindgen does not emit |
 //! | `strings` | counted UTF-16 strings and GUIDs |
 //! | `optional` | routines not every kernel exports, looked up at DriverEntry |
+//! | `registry` | DWORD switches in the driver's service key |
 //! | `runtime` | the pool-backed global allocator; the cross-build's panic handler |
 //!
 //! Names confirmed against the wdk-sys 0.5.2 crate source (types at the crate root,
@@ -32,6 +33,7 @@ mod bindings;
 mod constants;
 mod macros;
 mod optional;
+mod registry;
 mod runtime;
 mod strings;
 
@@ -42,5 +44,6 @@ pub use optional::{
     allocate_nonpaged, resolve_optional_routines, KeGetCurrentProcessorNumberEx,
     KeQueryMaximumProcessorCountEx,
 };
+pub use registry::service_dword;
 pub use runtime::PoolAllocator;
 pub use strings::{counted, counted_checked, guid, wide};

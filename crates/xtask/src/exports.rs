@@ -62,6 +62,7 @@ const fn row(
 #[rustfmt::skip]
 pub const EXPORTS: &[Export] = &[
     row("__C_specific_handler", NT, [Y, Y, Y], Import),
+    row("DbgPrint", NT, [Y, Y, Y], Import),
     row("ExAllocatePool2", NT, [N, N, N], RunTime), // Windows: build 19041 and later only
     row("ExAllocatePoolWithTag", NT, [Y, Y, Y], Import),
     row("ExEventObjectType", NT, [Y, Y, Y], RunTime), // data: looked up, never imported
@@ -89,6 +90,7 @@ pub const EXPORTS: &[Export] = &[
     row("KeAcquireSpinLockRaiseToDpc", NT, [Y, Y, Y], Import),
     row("KeBugCheckEx", NT, [Y, Y, Y], Import),
     row("KeClearEvent", NT, [Y, Y, Y], Import),
+    row("KeDelayExecutionThread", NT, [Y, Y, Y], Import),
     row("KeEnterGuardedRegion", NT, [Y, Y, Y], Import),
     row("KeGetCurrentProcessorNumber", NT, [N, Y, N], RunTime), // Windows x64: inline only
     row("KeGetCurrentProcessorNumberEx", NT, [Y, Y, N], RunTime),
@@ -112,6 +114,8 @@ pub const EXPORTS: &[Export] = &[
     row("PoStartNextPowerIrp", NT, [Y, Y, Y], Import),
     row("ProbeForRead", NT, [Y, Y, Y], Import),
     row("ProbeForWrite", NT, [Y, Y, Y], Import),
+    row("PsCreateSystemThread", NT, [Y, Y, Y], Import),
+    row("PsTerminateSystemThread", NT, [Y, Y, Y], Import),
     row("RtlFreeUnicodeString", NT, [Y, Y, Y], Import),
     row("ZwClose", NT, [Y, Y, Y], Import),
     row("ZwCreateEvent", NT, [Y, Y, Y], Import),

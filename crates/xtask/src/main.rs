@@ -9,9 +9,13 @@
 //!
 //! `cargo xtask wdk-check` type-checks both drivers' `--features wdk` build against
 //! wdk-sys's generated API on Linux (module `wdk_check`).
+//!
+//! `cargo xtask reactos` boots those images in ReactOS amd64 under QEMU and reads
+//! ksprobe's verdict from COM1 (see `reactos.rs`).
 
 mod exports;
 mod image;
+mod reactos;
 mod wdk_check;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +46,10 @@ const DRIVERS: &[Driver] = &[
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask pe          cross-build the driver images and check them");
     eprintln!("       cargo xtask wdk-check   type-check both drivers' wdk build on Linux");
+    eprintln!("       cargo xtask reactos [--timeout SECS]");
+    eprintln!(
+        "                           boot them in ReactOS under QEMU, run ksprobe's scenarios"
+    );
     ExitCode::from(2)
 }
 
@@ -64,6 +72,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("xtask wdk-check: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["reactos", rest @ ..] => match reactos::Options::parse(rest)
+            .and_then(|options| reactos::run(&workspace_root(), &options))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask reactos: {e}");
                 ExitCode::FAILURE
             }
         },
