@@ -135,26 +135,19 @@ pub fn check(image: &Path) -> Result<Report, String> {
                 .push(symbol.to_owned());
         }
     }
+    let mut lists = ExportLists::default();
     let mut report = Report {
         image: path.clone().into_owned(),
         imports: BTreeMap::new(),
         run_time: Vec::new(),
-        wine_checked: false,
+        wine_checked: Path::new(WINE_DIR).is_dir(),
     };
     for (module, names) in &imports {
-        let Some((_, lib)) = MODULES.iter().find(|(m, _)| m == module) else {
+        if !MODULES.iter().any(|(m, _)| m == module) {
             return Err(format!(
                 "{path}: imports from {module}, which is not a kernel module"
             ));
-        };
-        let windows = import_library_exports(lib)?;
-        let wine_module = Path::new(WINE_DIR).join(module);
-        let wine = if wine_module.exists() {
-            report.wine_checked = true;
-            Some(module_exports(&wine_module)?)
-        } else {
-            None
-        };
+        }
         for name in names {
             let row = exports::find(module, name).ok_or_else(|| {
                 format!(
@@ -174,7 +167,7 @@ pub fn check(image: &Path) -> Result<Report, String> {
                     row.columns()
                 ));
             }
-            confirm(row, &windows, wine.as_ref())?;
+            lists.confirm(row)?;
             report
                 .imports
                 .entry(module.clone())
@@ -182,65 +175,72 @@ pub fn check(image: &Path) -> Result<Report, String> {
                 .push((name.clone(), row.columns()));
         }
     }
-    report.run_time = run_time_names(image, &path)?;
-    Ok(report)
-}
-
-/// Compares a table row with the export lists the machine has.
-fn confirm(
-    row: &exports::Export,
-    windows: &BTreeSet<String>,
-    wine: Option<&BTreeSet<String>>,
-) -> Result<(), String> {
-    if windows.contains(row.name) != row.windows {
-        return Err(format!(
-            "exports.rs says Windows {} {}, mingw-w64's import library says otherwise",
-            if row.windows {
-                "exports"
-            } else {
-                "does not export"
-            },
-            row.name
-        ));
-    }
-    if let Some(wine) = wine {
-        if wine.contains(row.name) != row.wine {
-            return Err(format!(
-                "exports.rs says Wine {} {}, Wine's installed module says otherwise",
-                if row.wine {
-                    "exports"
-                } else {
-                    "does not export"
-                },
-                row.name
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The run-time names of the table whose UTF-16 text the image holds (the names it
-/// passes to MmGetSystemRoutineAddress), each confirmed like an import.
-fn run_time_names(image: &Path, path: &str) -> Result<Vec<(String, String)>, String> {
+    // The names the image passes to MmGetSystemRoutineAddress: the table's run-time rows
+    // whose UTF-16 text the image holds, each confirmed like an import.
     let bytes = std::fs::read(image).map_err(|e| format!("{path}: {e}"))?;
-    let mut found = Vec::new();
     for row in exports::EXPORTS.iter().filter(|r| r.how == Use::RunTime) {
         let utf16: Vec<u8> = row.name.bytes().flat_map(|b| [b, 0]).collect();
         if bytes.windows(utf16.len()).any(|w| w == utf16.as_slice()) {
+            lists.confirm(row)?;
+            report.run_time.push((row.name.to_owned(), row.columns()));
+        }
+    }
+    Ok(report)
+}
+
+/// The export lists this machine has for each kernel module, each read once.
+#[derive(Default)]
+struct ExportLists {
+    /// Per module: mingw-w64's import library (Windows), and Wine's module if installed.
+    modules: BTreeMap<&'static str, (BTreeSet<String>, Option<BTreeSet<String>>)>,
+}
+
+impl ExportLists {
+    fn of(
+        &mut self,
+        module: &'static str,
+    ) -> Result<&(BTreeSet<String>, Option<BTreeSet<String>>), String> {
+        if !self.modules.contains_key(module) {
             let lib = MODULES
                 .iter()
-                .find(|(m, _)| *m == row.module)
+                .find(|(m, _)| *m == module)
                 .map(|(_, lib)| *lib)
-                .ok_or_else(|| format!("{}: unknown module {}", row.name, row.module))?;
-            let wine_module = Path::new(WINE_DIR).join(row.module);
+                .ok_or_else(|| format!("unknown kernel module {module}"))?;
+            let wine_module = Path::new(WINE_DIR).join(module);
             let wine = if wine_module.exists() {
                 Some(module_exports(&wine_module)?)
             } else {
                 None
             };
-            confirm(row, &import_library_exports(lib)?, wine.as_ref())?;
-            found.push((row.name.to_owned(), row.columns()));
+            self.modules
+                .insert(module, (import_library_exports(lib)?, wine));
         }
+        Ok(&self.modules[module])
     }
-    Ok(found)
+
+    /// Compares a table row with the export lists the machine has.
+    fn confirm(&mut self, row: &exports::Export) -> Result<(), String> {
+        let (windows, wine) = self.of(row.module)?;
+        let mismatch = |kernel: &str, says: bool, source: &str| {
+            let verb = if says { "exports" } else { "does not export" };
+            format!(
+                "exports.rs says {kernel} {verb} {}, {source} says otherwise",
+                row.name
+            )
+        };
+        if windows.contains(row.name) != row.windows {
+            return Err(mismatch(
+                "Windows",
+                row.windows,
+                "mingw-w64's import library",
+            ));
+        }
+        if wine
+            .as_ref()
+            .is_some_and(|w| w.contains(row.name) != row.wine)
+        {
+            return Err(mismatch("Wine", row.wine, "Wine's installed module"));
+        }
+        Ok(())
+    }
 }
