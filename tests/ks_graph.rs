@@ -206,7 +206,7 @@ fn stream_pend_and_close_with_frames_out_leaks_nothing() {
     .into_iter()
     .chain(frames[2..].iter().copied())
     .collect();
-    let engine_view = Arc::clone(&allocator);
+    let engine_view = client.driver().reference(&allocator);
     client.close(allocator);
     assert_eq!(
         third.completion().map(|c| c.status),

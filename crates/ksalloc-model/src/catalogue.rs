@@ -1098,7 +1098,7 @@ impl Harness {
     fn run(&self, op: &Op) -> (NtStatus, usize) {
         match op {
             Op::Create { parent, name } => {
-                match self.client.driver().create(self.handle(*parent), name) {
+                match self.client.driver().create(self.handle(*parent).map(|h| &**h), name) {
                     Ok(handle) => {
                         // Unexpected success: close it so the leak check stays meaningful.
                         self.client.close(handle);
@@ -1145,7 +1145,8 @@ impl Harness {
         }
         // The allocator may be closed (AfterClose): return the frame through the
         // engine directly, as a table client still holding the file object would.
-        let allocator = self.allocator.object().as_allocator().expect("allocator");
+        let object = self.allocator.object();
+        let allocator = object.as_allocator().expect("allocator");
         crate::driver::at_dispatch(|| allocator.free(self.held))
             .map_err(|s| format!("teardown free: {s:?}"))?;
         let kernel = self.client.driver().kernel().clone();

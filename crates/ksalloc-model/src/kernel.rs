@@ -213,6 +213,32 @@ impl ModelKernel {
         })
     }
 
+    /// [`Self::new_irp`] with a hook run at completion (the I/O manager dropping the
+    /// IRP's reference on its file object).
+    #[must_use]
+    pub(crate) fn new_irp_with(
+        &self,
+        mode: RequestorMode,
+        input: Vec<u8>,
+        output_len: usize,
+        on_complete: Box<dyn Fn() + Send + Sync>,
+    ) -> Irp {
+        self.0.live_irps.fetch_add(1, Ordering::AcqRel);
+        self.0.irps_created.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::clone(&self.0);
+        crate::pool::host(|| {
+            Irp::new(
+                mode,
+                input,
+                output_len,
+                Some(Box::new(move || {
+                    on_complete();
+                    inner.live_irps.fetch_sub(1, Ordering::AcqRel);
+                })),
+            )
+        })
+    }
+
     /// Runs `f` on the bytes `[address, address + len)` of live pool memory: how
     /// clients of the model touch frames. Legal up to `DISPATCH_LEVEL`.
     ///

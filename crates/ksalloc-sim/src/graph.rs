@@ -10,10 +10,11 @@ use ks_abi::guid::KSPROPSETID_CONNECTION;
 use ks_abi::ioctl::IOCTL_KS_PROPERTY;
 use ks_abi::ks::{connection, property_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
-use ksalloc_core::allocator::{Allocator, Snapshot};
+use ksalloc_core::allocator::Snapshot;
+use ksalloc_core::ks::KsObject;
 use ksalloc_core::ks::filter::state;
 use ksalloc_model::client::request;
-use ksalloc_model::{FunctionTable, Handle, KsClient, ModelDriver, ModelKernel};
+use ksalloc_model::{FileRef, FunctionTable, Handle, KsClient, ModelDriver, ModelKernel};
 
 /// Pin factory the source connects to; it gets the graph's allocator.
 pub const INPUT_PIN: u32 = 0;
@@ -138,17 +139,20 @@ impl Graph {
     /// # Panics
     /// Never: the handle was created as an allocator.
     #[must_use]
-    pub fn engine(&self) -> &Allocator<ModelKernel> {
-        self.allocator
-            .object()
-            .as_allocator()
-            .expect("the allocator handle is an allocator")
+    pub fn engine(&self) -> std::sync::Arc<KsObject<ModelKernel>> {
+        self.allocator.object()
     }
 
     /// A snapshot of the allocator.
+    ///
+    /// # Panics
+    /// Never: the handle was created as an allocator.
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
-        self.engine().snapshot()
+        self.engine()
+            .as_allocator()
+            .expect("the allocator handle is an allocator")
+            .snapshot()
     }
 
     /// Stops the pins and closes every handle, allocator first.
@@ -168,17 +172,16 @@ impl Graph {
             allocator,
             table,
         } = self;
-        let engine_of = |h: &Handle| {
+        let engine_of = |h: &FileRef| {
             h.object()
                 .as_allocator()
                 .expect("the allocator handle is an allocator")
                 .snapshot()
         };
         let before_close = engine_of(&allocator);
-        client.close(Handle::clone(&allocator));
-        let after_close = engine_of(&allocator);
+        client.close(allocator);
+        let after_close = engine_of(table.file());
         drop(table);
-        drop(allocator);
         let stop = [state::PAUSE, state::ACQUIRE, state::STOP];
         let stopped =
             walk_states(&client, &input, &stop).and_then(|()| walk_states(&client, &output, &stop));

@@ -31,10 +31,9 @@ impl ModelProbe {
     }
 }
 
-/// The function table and the allocator's file object it keeps referenced.
+/// The function table (it keeps the allocator's file object referenced).
 struct ModelTable {
     table: FunctionTable,
-    file: Handle,
 }
 
 /// A notification event and the handle a `KSEVENTDATA` names it by.
@@ -80,7 +79,6 @@ impl ProbeClient for ModelProbe {
     fn function_table(&self, allocator: &Handle) -> Result<ModelTable, NtStatus> {
         Ok(ModelTable {
             table: self.client.function_table(allocator)?,
-            file: Arc::clone(allocator),
         })
     }
 
@@ -97,8 +95,8 @@ impl ProbeClient for ModelProbe {
     }
 
     fn memory_released(&self, table: &ModelTable) -> Option<bool> {
-        let allocator = table.file.object().as_allocator()?;
-        Some(allocator.snapshot().memory_released)
+        let object = table.table.file().object();
+        Some(object.as_allocator()?.snapshot().memory_released)
     }
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {

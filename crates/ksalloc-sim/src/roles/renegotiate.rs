@@ -17,13 +17,12 @@
 //! 5. Check and free every frame after the close: the last one releases the memory,
 //!    and the pool is back to the graph's own block(s).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ks_abi::ks::KsAllocatorFraming;
 use ks_abi::NtStatus;
 use ksalloc_core::allocator::Snapshot;
-use ksalloc_model::{FunctionTable, Handle, KsClient, ModelKernel};
+use ksalloc_model::{FileRef, FunctionTable, Handle, KsClient, ModelKernel};
 
 use super::Live;
 use crate::frame;
@@ -148,7 +147,7 @@ impl Renegotiate<'_> {
         let irp = self.client.alloc(&handle);
         let pended = irp.completion().is_none();
         expect(pended, report, "an ALLOC on a dry pool pends");
-        self.client.close(Arc::clone(&handle));
+        self.client.close(handle);
         match irp.completion() {
             Some(done) if done.status == NtStatus::CANCELLED => report.cancelled_at_close += 1,
             other => report
@@ -161,21 +160,20 @@ impl Renegotiate<'_> {
             report,
             "AllocateFrame fails cleanly after close",
         );
-        let during = snapshot(&handle);
+        let during = snapshot(table.file());
         expect(
             during.closed && !during.memory_released,
             report,
             "frame memory stays while frames are out",
         );
         self.give_back(&table, &held, len, report);
-        let after = snapshot(&handle);
+        let after = snapshot(table.file());
         expect(
             after.memory_released && after.outstanding == 0,
             report,
             "the last frame home releases the memory",
         );
         drop(table);
-        drop(handle);
     }
 
     fn give_back(
@@ -203,7 +201,7 @@ fn expect(ok: bool, report: &mut RenegotiateReport, what: &str) {
     }
 }
 
-fn snapshot(handle: &Handle) -> Snapshot {
+fn snapshot(handle: &FileRef) -> Snapshot {
     handle
         .object()
         .as_allocator()
