@@ -84,7 +84,9 @@ pub enum Op {
     },
     /// KSMETHOD_STREAMALLOCATOR_FREE of this frame, from a kernel requestor.
     Free(FrameRef),
-    /// The allocator's handle is closed (cleanup) first, then the inner op runs.
+    /// The allocator's last handle is closed first (IRP_MJ_CLEANUP; the harness's table
+    /// reference keeps it from IRP_MJ_CLOSE), then the inner op runs: every IRP-based
+    /// request is refused from then on.
     AfterClose(Box<Self>),
 }
 
@@ -947,9 +949,9 @@ pub fn cases() -> Vec<Case> {
             S::INVALID_DEVICE_STATE,
         ),
         case(
-            "closed: double free",
+            "closed: FREE method",
             Op::AfterClose(Box::new(Op::Free(FrameRef::Returned))),
-            S::INVALID_PARAMETER,
+            S::INVALID_DEVICE_STATE,
         ),
     ]
 }
@@ -1145,10 +1147,12 @@ impl Harness {
         }
         // The allocator may be closed (AfterClose): return the frame through the
         // engine directly, as a table client still holding the file object would.
-        let object = self.allocator.object();
-        let allocator = object.as_allocator().expect("allocator");
-        crate::driver::at_dispatch(|| allocator.free(self.held))
-            .map_err(|s| format!("teardown free: {s:?}"))?;
+        {
+            let object = self.allocator.object();
+            let allocator = object.as_allocator().expect("allocator");
+            crate::driver::at_dispatch(|| allocator.free(self.held))
+                .map_err(|s| format!("teardown free: {s:?}"))?;
+        }
         let kernel = self.client.driver().kernel().clone();
         kernel.close_event_handle(self.spare_event.0);
         for handle in [

@@ -46,9 +46,6 @@ pub struct FileObject {
     references: AtomicUsize,
     /// IRPs sent on this file object and not completed (each holds a reference).
     irps: Arc<AtomicUsize>,
-    /// `RelatedFileObject` as the I/O manager leaves it in the child (the pointer stays,
-    /// unreferenced; the model keeps the memory so a late read hits the poison).
-    related: Option<Arc<FileObject>>,
     driver: ModelDriver,
 }
 
@@ -188,21 +185,28 @@ impl ModelDriver {
         mode: RequestorMode,
     ) -> Result<Handle, NtStatus> {
         assert_irql_at_most(Irql::Passive, "IRP_MJ_CREATE");
-        let _ = mode;
         // RelatedFileObject: valid for this call only. The glue sees the parent's
-        // context here and nowhere else.
+        // context here and nowhere else; the core takes what the child needs of it.
         let parent_context = parent.map(|p| p.object());
         let object = crate::pool::in_driver(|| {
-            let object = KsObject::create(&self.kernel, parent_context.as_deref(), name)?;
+            let object = KsObject::create(
+                &self.kernel,
+                parent_context.as_deref(),
+                name,
+                requestor(mode),
+            )?;
             // The Windows glue puts the object in a pool-allocated file-object context;
-            // when that allocation fails it gives back what create took (a pin
-            // instance), then fails the create. Model the same fault point.
+            // when that allocation fails it drops the object, which gives back what
+            // create took (a pin instance, an allocator slot), then fails the create.
+            // Model the same fault point.
             if crate::pool::fault_point() {
-                object.close(parent_context.as_deref());
+                object.close();
+                drop(object);
                 return Err(NtStatus::INSUFFICIENT_RESOURCES);
             }
             Ok(object)
         })?;
+        drop(parent_context);
         self.kernel.file_opened();
         let file = crate::pool::host(|| {
             Arc::new(FileObject {
@@ -210,7 +214,6 @@ impl ModelDriver {
                 handles: AtomicUsize::new(1),
                 references: AtomicUsize::new(1),
                 irps: Arc::new(AtomicUsize::new(0)),
-                related: parent.map(|p| Arc::clone(&p.0)),
                 driver: self.clone(),
             })
         });
@@ -303,13 +306,12 @@ impl ModelDriver {
             "IRP_MJ_CLOSE with IRPs outstanding: each references its file object, so \
              the driver must have completed them (cancelled at IRP_MJ_CLEANUP)"
         );
-        let object = lock(&file.context).clone().expect("IRP_MJ_CLOSE twice");
-        // What the glue reads at close (src/dispatch.rs): the related file object's
-        // context. It may have been freed by its own CLOSE.
-        let parent = file.related.as_ref().map(|p| p.object());
-        object.close(parent.as_deref());
-        // Free and poison the context.
-        drop(lock(&file.context).take());
+        let object = lock(&file.context).take().expect("IRP_MJ_CLOSE twice");
+        object.close();
+        // Free and poison the context: dropping the object gives back what it held of
+        // its parent.
+        let object = Arc::try_unwrap(object)
+            .unwrap_or_else(|_| panic!("IRP_MJ_CLOSE while the driver still uses the context"));
         drop(object);
         self.kernel.file_closed();
     }
