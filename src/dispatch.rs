@@ -180,7 +180,13 @@ unsafe fn guard_slot(irp: nt::PIRP) -> *mut RemoveLockGuard {
     // SAFETY: the caller's contract; the Overlay arm of Tail is the one a driver that
     // owns the IRP uses (the Apc arm is the I/O manager's after completion).
     unsafe {
-        (&raw mut (*irp).Tail.Overlay.__bindgen_anon_1.__bindgen_anon_1.DriverContext).cast()
+        (&raw mut (*irp)
+            .Tail
+            .Overlay
+            .__bindgen_anon_1
+            .__bindgen_anon_1
+            .DriverContext)
+            .cast()
     }
 }
 

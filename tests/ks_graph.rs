@@ -227,11 +227,17 @@ fn stream_pend_and_close_with_frames_out_leaks_nothing() {
         Some(NtStatus::INVALID_DEVICE_STATE),
         "IRP-based requests are refused after cleanup"
     );
-    assert_eq!(kernel.live_blocks(), graph_blocks + 1, "frames out: memory stays");
+    assert_eq!(
+        kernel.live_blocks(),
+        graph_blocks + 1,
+        "frames out: memory stays"
+    );
     for frame in held {
         table.free_at_dispatch(frame);
     }
-    let again = table.allocate_at_dispatch().expect("the table works until CLOSE");
+    let again = table
+        .allocate_at_dispatch()
+        .expect("the table works until CLOSE");
     table.free_at_dispatch(again);
     {
         let object = table.file().object();
@@ -241,7 +247,11 @@ fn stream_pend_and_close_with_frames_out_leaks_nothing() {
     }
     // The last reference goes: IRP_MJ_CLOSE, and the frame memory with it.
     drop(table);
-    assert_eq!(kernel.live_blocks(), graph_blocks, "memory released at CLOSE");
+    assert_eq!(
+        kernel.live_blocks(),
+        graph_blocks,
+        "memory released at CLOSE"
+    );
     kernel.close_event_handle(handle);
     client.close(pin);
     client.close(filter);

@@ -29,6 +29,4 @@ pub mod wire;
 pub use allocator::{AllocOutcome, Allocator, Snapshot};
 pub use framing::{Framing, FramingError};
 pub use limits::FrameBudget;
-pub use platform::{
-    Irql, OutOfMemory, Platform, PoolCharge, RequestHandle, Requestor, SpinLock,
-};
+pub use platform::{Irql, OutOfMemory, Platform, PoolCharge, RequestHandle, Requestor, SpinLock};

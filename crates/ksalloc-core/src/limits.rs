@@ -115,10 +115,7 @@ mod tests {
     fn charges_fit_under_the_limit_and_refusals_change_nothing() {
         let budget = FrameBudget::new(100);
         assert_eq!(budget.try_charge(60), Ok(()));
-        assert_eq!(
-            budget.try_charge(41),
-            Err(NtStatus::INSUFFICIENT_RESOURCES)
-        );
+        assert_eq!(budget.try_charge(41), Err(NtStatus::INSUFFICIENT_RESOURCES));
         assert_eq!(budget.in_use(), 60);
         assert_eq!(budget.try_charge(40), Ok(()));
         budget.release(100);

@@ -118,6 +118,13 @@ pub fn expected_create(
     }
 }
 
+/// Bytes of frame memory a valid allocator create named `name` asks for.
+#[must_use]
+pub fn expected_allocator_bytes(name: &[u8]) -> Option<usize> {
+    let raw = expected_allocator(name).ok()?;
+    Framing::validate(&raw).ok().map(|f| f.total_bytes())
+}
+
 /// What creating `name` relative to a pin must give.
 fn expected_allocator(name: &[u8]) -> Result<KsAllocatorFraming, NtStatus> {
     match parse(name) {
@@ -178,7 +185,7 @@ pub fn run_allocator(bytes: &[u8]) {
 }
 
 fn check_allocator(graph: &Graph, handle: &Handle, raw: &KsAllocatorFraming) {
-    let allocator = handle.object().as_allocator().expect("an allocator");
+    let allocator = handle.allocator().expect("an allocator");
     let snap = allocator.snapshot();
     assert_eq!(
         (snap.total, snap.free, snap.outstanding),

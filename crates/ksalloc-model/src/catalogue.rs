@@ -1100,7 +1100,11 @@ impl Harness {
     fn run(&self, op: &Op) -> (NtStatus, usize) {
         match op {
             Op::Create { parent, name } => {
-                match self.client.driver().create(self.handle(*parent).map(|h| &**h), name) {
+                match self
+                    .client
+                    .driver()
+                    .create(self.handle(*parent).map(|h| &**h), name)
+                {
                     Ok(handle) => {
                         // Unexpected success: close it so the leak check stays meaningful.
                         self.client.close(handle);

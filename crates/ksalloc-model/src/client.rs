@@ -117,9 +117,7 @@ impl FunctionTable {
         let mut frame: *mut c_void = std::ptr::null_mut();
         // SAFETY: `allocate` is the driver's routine from FUNCTIONTABLE; the file object
         // is kept alive by `self.file`, and `frame` is a valid out pointer.
-        let status = unsafe {
-            (self.allocate)(self.file.as_ptr(), &raw mut frame)
-        };
+        let status = unsafe { (self.allocate)(self.file.as_ptr(), &raw mut frame) };
         if status == NtStatus::SUCCESS {
             Ok(frame as usize)
         } else {

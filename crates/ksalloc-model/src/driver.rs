@@ -66,6 +66,21 @@ impl FileObject {
         })
     }
 
+    /// The allocator engine, if the object is an allocator. Held only briefly: IRP_MJ_CLOSE
+    /// panics while one is held (the driver would free it under the holder).
+    ///
+    /// # Panics
+    /// As [`Self::object`].
+    #[must_use]
+    #[track_caller]
+    pub fn allocator(&self) -> Option<AllocatorRef> {
+        let object = self.object();
+        object
+            .as_allocator()
+            .is_some()
+            .then_some(AllocatorRef(object))
+    }
+
     /// Whether IRP_MJ_CLOSE has run (the context is gone).
     #[must_use]
     pub fn is_closed(&self) -> bool {
@@ -76,6 +91,18 @@ impl FileObject {
     #[must_use]
     pub fn handles(&self) -> usize {
         self.handles.load(Ordering::Acquire)
+    }
+}
+
+/// The allocator engine behind a file object ([`FileObject::allocator`]).
+pub struct AllocatorRef(Context);
+
+impl Deref for AllocatorRef {
+    type Target = ksalloc_core::Allocator<ModelKernel>;
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_allocator()
+            .expect("checked to be an allocator at construction")
     }
 }
 

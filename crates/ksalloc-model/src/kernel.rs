@@ -137,6 +137,14 @@ impl ModelKernel {
         self.pool().live_blocks()
     }
 
+    /// Whether `address` is a kernel address a user-mode requestor must never see: inside
+    /// a live pool block (frames, object state) or one of the driver's routines.
+    #[must_use]
+    pub fn is_kernel_address(&self, address: usize) -> bool {
+        address != 0
+            && (self.pool().contains(address) || crate::driver::function_table().contains(&address))
+    }
+
     /// Bytes in live pool blocks.
     #[must_use]
     pub fn live_bytes(&self) -> usize {

@@ -200,6 +200,14 @@ impl Pool {
         self.frees += 1;
     }
 
+    /// Whether `address` lies inside a live block (a kernel address, for leak checks).
+    pub(crate) fn contains(&self, address: usize) -> bool {
+        self.live
+            .range(..=address)
+            .next_back()
+            .is_some_and(|(_, block)| address < block.base + block.bytes.max(1))
+    }
+
     pub(crate) fn live_blocks(&self) -> usize {
         self.live.len()
     }

@@ -25,7 +25,13 @@ fn client() -> KsClient {
 
 fn instances(client: &KsClient, filter: &Handle, id: u32) -> u32 {
     let bytes = client
-        .get(filter, &KSPROPSETID_PIN, pin::CINSTANCES, &[id.to_le_bytes(), [0; 4]].concat(), 8)
+        .get(
+            filter,
+            &KSPROPSETID_PIN,
+            pin::CINSTANCES,
+            &[id.to_le_bytes(), [0; 4]].concat(),
+            8,
+        )
         .expect("CINSTANCES");
     u32::from_le_bytes(bytes[4..8].try_into().unwrap())
 }

@@ -11,8 +11,8 @@ use ks_abi::ioctl::IOCTL_KS_PROPERTY;
 use ks_abi::ks::{connection, property_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
 use ksalloc_core::allocator::Snapshot;
-use ksalloc_core::ks::KsObject;
 use ksalloc_core::ks::filter::state;
+use ksalloc_core::ks::KsObject;
 use ksalloc_model::client::request;
 use ksalloc_model::{FileRef, FunctionTable, Handle, KsClient, ModelDriver, ModelKernel};
 

@@ -681,7 +681,9 @@ fn cleanup_keeps_table<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     rig.release_table();
     Ok(Extra {
         timings: None,
-        note: Text::new("IRP_MJ_CLOSE came with the table reference; memory checked by the leak check"),
+        note: Text::new(
+            "IRP_MJ_CLOSE came with the table reference; memory checked by the leak check",
+        ),
     })
 }
 

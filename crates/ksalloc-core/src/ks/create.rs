@@ -21,7 +21,7 @@
 //! | interface or medium not standard streaming, format outside the data range | `STATUS_NO_MATCH` |
 //! | every instance of that pin factory open | `STATUS_INSUFFICIENT_RESOURCES` |
 //! | framing rules | see [`crate::framing`] |
-//! | [`MAX_ALLOCATORS_PER_PIN`] allocators live on the pin, the driver's frame budget spent, the requestor's quota or the pool exhausted | `STATUS_INSUFFICIENT_RESOURCES` |
+//! | then, in this order: [`MAX_ALLOCATORS_PER_PIN`] allocators live on the pin, the driver's frame budget spent, the requestor's quota or the pool exhausted | `STATUS_INSUFFICIENT_RESOURCES` |
 //!
 //! The parent object is valid for the create only (`RelatedFileObject`, "FILE_OBJECT
 //! structure" page): a child takes its own reference on what it needs of it (see
@@ -37,6 +37,7 @@ use ks_abi::{Guid, NtStatus};
 use super::filter::{AllocatorSlot, Filter, Pin, PinInstance, DATA_RANGE, PINS};
 use super::KsObject;
 use crate::allocator::Allocator;
+use crate::framing::Framing;
 use crate::platform::{Irql, Platform, Requestor};
 use crate::wire;
 
@@ -152,6 +153,8 @@ impl<P: Platform> KsObject<P> {
             }
             Some(Self::Pin(pin, _)) if wants(KSNAME_ALLOCATOR) => {
                 let raw = allocator_framing(params()?)?;
+                // Bad framing gets its own status before any limit is looked at.
+                Framing::validate(&raw).map_err(crate::framing::FramingError::status)?;
                 let slot = AllocatorSlot::take(pin).ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
                 let allocator = Allocator::create_for(platform.clone(), &raw, requestor)?;
                 Ok(Self::Allocator(allocator, slot))
