@@ -493,6 +493,11 @@ impl<P: Platform> Allocator<P> {
     /// [`AllocOutcome::Pended`]).
     pub fn method_alloc(&self, request: &P::Request) -> AllocOutcome {
         self.platform.check_irql(Irql::Dispatch);
+        // After cleanup the method is refused. One racing with cleanup may still take a
+        // free frame at once; only a pend needs the check under the lock (below).
+        if self.is_cleaned_up() {
+            return AllocOutcome::Failed(NtStatus::INVALID_DEVICE_STATE);
+        }
         if self.pending_len.load(Ordering::SeqCst) == 0 {
             if let Some(index) = self.pop_cached() {
                 return AllocOutcome::Ready(self.address(index));

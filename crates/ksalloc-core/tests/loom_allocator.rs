@@ -38,8 +38,11 @@ use std::sync::atomic::{AtomicBool as GhostBool, AtomicUsize as GhostCount};
 
 use ks_abi::ks::{pool_type, KsAllocatorFraming, KsEventData};
 use ks_abi::NtStatus;
+use ksalloc_core::limits::FrameBudget;
 use ksalloc_core::platform::FrameMemory;
-use ksalloc_core::{AllocOutcome, Allocator, Irql, Platform, RequestHandle, Requestor, SpinLock};
+use ksalloc_core::{
+    AllocOutcome, Allocator, Irql, Platform, PoolCharge, RequestHandle, Requestor, SpinLock,
+};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -170,6 +173,8 @@ struct Kernel {
     memory: std::sync::Mutex<UnsafeCell<()>>,
     memory_live: GhostBool,
     memory_allocs: GhostCount,
+    /// The driver's frame budget (unlimited here; the core charges and releases it).
+    budget: FrameBudget,
     memory_frees: GhostCount,
     /// Frames clients hold (a request completed with a frame counts as a client).
     frames_out: GhostCount,
@@ -189,6 +194,7 @@ impl LoomPlatform {
             memory: std::sync::Mutex::new(UnsafeCell::new(())),
             memory_live: GhostBool::new(false),
             memory_allocs: GhostCount::new(0),
+            budget: FrameBudget::new(usize::MAX),
             memory_frees: GhostCount::new(0),
             frames_out: GhostCount::new(0),
             pool_call_under_lock: GhostBool::new(false),
@@ -294,12 +300,21 @@ impl Platform for LoomPlatform {
     type Event = Event;
     type ClientEvent = ClientEvent;
     type Request = Request;
+    type Shared<T: Send + Sync> = std::sync::Arc<T>;
 
     fn current_irql(&self) -> Irql {
         irql()
     }
 
-    fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<Block> {
+    fn share<T: Send + Sync>(&self, value: T) -> Result<std::sync::Arc<T>, T> {
+        Ok(std::sync::Arc::new(value))
+    }
+
+    fn frame_budget(&self) -> &FrameBudget {
+        &self.0.budget
+    }
+
+    fn alloc_nonpaged(&self, bytes: usize, align: usize, _: PoolCharge) -> Option<Block> {
         assert_eq!(locks_held(), 0, "pool allocation with a core lock held");
         assert!(bytes > 0 && BASE % align == 0);
         assert!(
@@ -974,5 +989,47 @@ fn double_free_on_two_processors_is_refused_once() {
         );
         assert_at_rest(&kernel, &alloc);
         teardown(&kernel, &alloc, &[]);
+    });
+}
+
+/// IRP_MJ_CLEANUP races an ALLOC that is about to pend and a free: whatever the order,
+/// after cleanup no request waits (it was cancelled, or refused, or got the frame), every
+/// request completed exactly once, and the function table still hands out and takes back
+/// frames. Then close releases the memory once.
+#[test]
+fn cleanup_vs_pending_alloc_leaves_nothing_waiting_and_the_table_working() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(1);
+        let frame = kernel.table_take(&alloc).expect("one free frame");
+        let request = Request::new(1);
+
+        let r = request;
+        let allocer = spawn(&kernel, &alloc, move |k, a| k.method_alloc(a, &r));
+        let cleaner = spawn(&kernel, &alloc, |_, a| a.cleanup());
+        let pended = allocer.join().unwrap();
+        let cancelled = cleaner.join().unwrap();
+
+        assert!(alloc.is_cleaned_up());
+        let s = alloc.snapshot();
+        assert_eq!(s.pending, 0, "a request waits after cleanup: {s:?}");
+        let done = kernel.completion(1).expect("completed exactly once");
+        if pended {
+            assert_eq!(cancelled, 1, "cleanup cancelled the pended request");
+            assert_eq!(done, Err(NtStatus::CANCELLED));
+        } else {
+            assert_eq!(cancelled, 0);
+            assert_eq!(
+                done,
+                Err(NtStatus::INVALID_DEVICE_STATE),
+                "refused after cleanup"
+            );
+        }
+        // The table keeps working after cleanup.
+        kernel.client_free(&alloc, frame);
+        let again = kernel
+            .table_take(&alloc)
+            .expect("the table works after cleanup");
+        assert_at_rest(&kernel, &alloc);
+        teardown(&kernel, &alloc, &[again]);
     });
 }
