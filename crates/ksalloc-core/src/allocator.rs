@@ -204,9 +204,10 @@ impl<P: Platform> Allocator<P> {
         platform.check_irql(Irql::Passive);
         let framing = Framing::validate(raw).map_err(crate::framing::FramingError::status)?;
         platform.frame_budget().try_charge(framing.total_bytes())?;
-        let created = Self::preallocate(platform.clone(), framing, requestor);
+        let charged = platform.clone();
+        let created = Self::preallocate(platform, framing, requestor);
         if created.is_err() {
-            platform.frame_budget().release(framing.total_bytes());
+            charged.frame_budget().release(framing.total_bytes());
         }
         created
     }

@@ -138,6 +138,7 @@ enum IrpState {
 // ----- the reference model -----
 
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // The reference model's flags, one per engine state bit.
 struct RefAlloc {
     frames: u32,
     stride: usize,

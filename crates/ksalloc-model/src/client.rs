@@ -98,10 +98,11 @@ pub fn connect_bytes(connect: &KsPinConnect, format: &KsDataFormat) -> Vec<u8> {
     bytes
 }
 
-/// The function table a kernel client got from FUNCTIONTABLE, with the allocator file
-/// object it must pass and keeps referenced (`ObReferenceObjectByHandle`): the table
-/// works past the handle's close (IRP_MJ_CLEANUP) until this reference goes
-/// (IRP_MJ_CLOSE).
+/// The function table a kernel client got from FUNCTIONTABLE.
+///
+/// It holds the allocator file object it must pass, referenced
+/// (`ObReferenceObjectByHandle`): the table works past the handle's close
+/// (IRP_MJ_CLEANUP) until this reference goes (IRP_MJ_CLOSE).
 pub struct FunctionTable {
     allocate: PfnAllocatorAllocateFrame,
     free: PfnAllocatorFreeFrame,

@@ -248,6 +248,9 @@ impl ModelDriver {
     }
 
     /// `ObReferenceObjectByHandle`: a reference that outlives the handle.
+    ///
+    /// # Panics
+    /// After the file object's IRP_MJ_CLOSE (no handle or reference could name it).
     #[must_use]
     pub fn reference(&self, file: &FileRef) -> FileRef {
         assert!(
@@ -259,6 +262,9 @@ impl ModelDriver {
 
     /// IRP_MJ_DEVICE_CONTROL: builds the IRP, captures its buffers, dispatches, and
     /// completes it unless it pended. Returns the IRP to inspect or wait on.
+    ///
+    /// # Panics
+    /// On a kernel rule the driver breaks (the model's assertions).
     #[must_use]
     pub fn device_control(
         &self,

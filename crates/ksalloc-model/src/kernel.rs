@@ -317,6 +317,7 @@ impl Platform for ModelKernel {
             return None;
         }
         let mut memory = pool.allocate(bytes, align);
+        drop(pool);
         memory.quota = charge == PoolCharge::RequestorQuota;
         Some(memory)
     }

@@ -9,7 +9,7 @@ use ks_abi::ks::{file_alignment, pin, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
 use ksalloc_model::{Handle, KsClient, ModelDriver, ModelKernel};
 
-fn framing() -> KsAllocatorFraming {
+const fn framing() -> KsAllocatorFraming {
     KsAllocatorFraming {
         options_flags: 0,
         pool_type: pool_type::NON_PAGED,

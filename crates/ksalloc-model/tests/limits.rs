@@ -16,7 +16,7 @@ use ks_abi::NtStatus;
 use ksalloc_core::limits::MAX_ALLOCATORS_PER_PIN;
 use ksalloc_model::{KsClient, ModelDriver, ModelEvent, ModelKernel};
 
-fn framing(frames: u32, frame_size: u32) -> KsAllocatorFraming {
+const fn framing(frames: u32, frame_size: u32) -> KsAllocatorFraming {
     KsAllocatorFraming {
         options_flags: 0,
         pool_type: pool_type::NON_PAGED,
