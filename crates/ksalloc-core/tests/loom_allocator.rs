@@ -992,10 +992,10 @@ fn double_free_on_two_processors_is_refused_once() {
     });
 }
 
-/// IRP_MJ_CLEANUP races an ALLOC that is about to pend and a free: whatever the order,
-/// after cleanup no request waits (it was cancelled, or refused, or got the frame), every
-/// request completed exactly once, and the function table still hands out and takes back
-/// frames. Then close releases the memory once.
+/// IRP_MJ_CLEANUP races an ALLOC that is about to pend: whatever the order, after
+/// cleanup no request waits (it was cancelled, or refused), the request completed exactly
+/// once, and the function table still takes back and hands out frames. Then close
+/// releases the memory once.
 #[test]
 fn cleanup_vs_pending_alloc_leaves_nothing_waiting_and_the_table_working() {
     model(PREEMPTION_BOUND, || {

@@ -19,9 +19,9 @@
 
 use ks_abi::guid::{
     KSINTERFACESETID_STANDARD, KSMEDIUMSETID_STANDARD, KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN,
-    KSPROPSETID_CONNECTION, KSPROPSETID_PIN, KSPROPSETID_STREAM_ALLOCATOR,
+    KSPROPSETID_CONNECTION, KSPROPSETID_STREAM_ALLOCATOR,
 };
-use ks_abi::ks::{connection, pin, stream_allocator, KsAllocatorFraming};
+use ks_abi::ks::{connection, stream_allocator, KsAllocatorFraming};
 use ks_abi::{Guid, NtStatus};
 use ksalloc_core::ks::filter::DATA_RANGE;
 use ksalloc_core::ks::ObjectKind;
@@ -258,17 +258,7 @@ fn expected_pin(name: &[u8], taken: [bool; 2]) -> Result<u32, NtStatus> {
 }
 
 fn instances(graph: &Graph, filter: &Handle, id: u32) -> u32 {
-    let bytes = graph
-        .client
-        .get(
-            filter,
-            &KSPROPSETID_PIN,
-            pin::CINSTANCES,
-            &[id.to_le_bytes(), [0; 4]].concat(),
-            8,
-        )
-        .expect("CINSTANCES");
-    u32_at(&bytes, 4)
+    graph.client.pin_instances(filter, id).expect("CINSTANCES")
 }
 
 /// Target `create_pin`.

@@ -126,7 +126,10 @@ pub struct Case {
 /// A handle value no event has.
 const BAD_HANDLE: usize = 0xDEAD_0000;
 
-const fn framing(frames: u32, frame_size: u32) -> KsAllocatorFraming {
+/// A non-paged framing of `frames` x `frame_size` bytes, 64-byte aligned, no options:
+/// what the catalogue and the lifetime tests create allocators with.
+#[must_use]
+pub const fn framing(frames: u32, frame_size: u32) -> KsAllocatorFraming {
     KsAllocatorFraming {
         options_flags: 0,
         pool_type: pool_type::NON_PAGED,

@@ -8,14 +8,14 @@ use std::ffi::c_void;
 
 use ks_abi::guid::{
     KSEVENTSETID_STREAM_ALLOCATOR, KSINTERFACESETID_STANDARD, KSMEDIUMSETID_STANDARD,
-    KSMETHODSETID_STREAM_ALLOCATOR, KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN,
+    KSMETHODSETID_STREAM_ALLOCATOR, KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN, KSPROPSETID_PIN,
     KSPROPSETID_STREAM_ALLOCATOR,
 };
 use ks_abi::ioctl::{
     IOCTL_KS_DISABLE_EVENT, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_PROPERTY,
 };
 use ks_abi::ks::{
-    event_type, eventf, method_type, property_type, stream_allocator, KsAllocatorFraming,
+    event_type, eventf, method_type, pin, property_type, stream_allocator, KsAllocatorFraming,
     KsDataFormat, KsIdentifier, KsPinConnect, KsPriority, KsStreamAllocatorStatus,
     PfnAllocatorAllocateFrame, PfnAllocatorFreeFrame, KSPRIORITY_NORMAL,
 };
@@ -286,6 +286,21 @@ impl KsClient {
             value,
         );
         status_of(&irp)
+    }
+
+    /// KSPROPERTY_PIN_CINSTANCES of pin factory `id` on `filter`: the instances open now.
+    ///
+    /// # Errors
+    /// The completion status when it is not success.
+    pub fn pin_instances(&self, filter: &FileRef, id: u32) -> Result<u32, NtStatus> {
+        let bytes = self.get(
+            filter,
+            &KSPROPSETID_PIN,
+            pin::CINSTANCES,
+            &[id.to_le_bytes(), [0; 4]].concat(),
+            8,
+        )?;
+        wire::u32_at(&bytes, 4).ok_or(NtStatus::INVALID_PARAMETER)
     }
 
     /// KSPROPERTY_STREAMALLOCATOR_STATUS.

@@ -228,19 +228,7 @@ impl ModelKernel {
     /// A new IRP from a requestor, with its input and an output buffer of `output_len`.
     #[must_use]
     pub fn new_irp(&self, mode: RequestorMode, input: Vec<u8>, output_len: usize) -> Irp {
-        self.0.live_irps.fetch_add(1, Ordering::AcqRel);
-        self.0.irps_created.fetch_add(1, Ordering::Relaxed);
-        let inner = Arc::clone(&self.0);
-        crate::pool::host(|| {
-            Irp::new(
-                mode,
-                input,
-                output_len,
-                Some(Box::new(move || {
-                    inner.live_irps.fetch_sub(1, Ordering::AcqRel);
-                })),
-            )
-        })
+        self.new_irp_with(mode, input, output_len, Box::new(|| {}))
     }
 
     /// [`Self::new_irp`] with a hook run at completion (the I/O manager dropping the

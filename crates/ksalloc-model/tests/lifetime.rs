@@ -4,37 +4,16 @@
 //! page); the model poisons a file object's context at its IRP_MJ_CLOSE, so a driver
 //! that reads its parent's context later fails here.
 
-use ks_abi::guid::KSPROPSETID_PIN;
-use ks_abi::ks::{file_alignment, pin, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
+use ksalloc_model::catalogue::harness_framing as framing;
 use ksalloc_model::{Handle, KsClient, ModelDriver, ModelKernel};
-
-const fn framing() -> KsAllocatorFraming {
-    KsAllocatorFraming {
-        options_flags: 0,
-        pool_type: pool_type::NON_PAGED,
-        frames: 4,
-        frame_size: 256,
-        file_alignment: file_alignment::B64,
-        reserved: 0,
-    }
-}
 
 fn client() -> KsClient {
     KsClient::kernel(ModelDriver::new(ModelKernel::new()))
 }
 
 fn instances(client: &KsClient, filter: &Handle, id: u32) -> u32 {
-    let bytes = client
-        .get(
-            filter,
-            &KSPROPSETID_PIN,
-            pin::CINSTANCES,
-            &[id.to_le_bytes(), [0; 4]].concat(),
-            8,
-        )
-        .expect("CINSTANCES");
-    u32::from_le_bytes(bytes[4..8].try_into().unwrap())
+    client.pin_instances(filter, id).expect("CINSTANCES")
 }
 
 #[test]

@@ -11,21 +11,10 @@
 
 use std::sync::Arc;
 
-use ks_abi::ks::{file_alignment, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
 use ksalloc_core::limits::MAX_ALLOCATORS_PER_PIN;
+use ksalloc_model::catalogue::framing;
 use ksalloc_model::{KsClient, ModelDriver, ModelEvent, ModelKernel};
-
-const fn framing(frames: u32, frame_size: u32) -> KsAllocatorFraming {
-    KsAllocatorFraming {
-        options_flags: 0,
-        pool_type: pool_type::NON_PAGED,
-        frames,
-        frame_size,
-        file_alignment: file_alignment::B64,
-        reserved: 0,
-    }
-}
 
 fn clients() -> (ModelKernel, KsClient, KsClient) {
     let kernel = ModelKernel::new();
