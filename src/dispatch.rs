@@ -11,8 +11,11 @@
 //! at create only, and what a child needs of its parent later the core keeps in the
 //! child's own object (a reference-counted `PoolArc`), so handles close in any order.
 //!
-//! Remove lock: every IRP is served under the device's remove lock, released when the
-//! IRP completes ("IoReleaseRemoveLock": when the I/O it was acquired for is done). For
+//! Remove lock: every IRP is served under the device's remove lock (IoAcquireRemoveLock
+//! at dispatch), released when the IRP completes ("IoReleaseRemoveLock": a driver calls
+//! it "when it has completed the I/O operation for which it called
+//! IoAcquireRemoveLock"), so IRP_MN_REMOVE_DEVICE's IoReleaseRemoveLockAndWait cannot
+//! return while an ALLOC is still pending. For
 //! an ALLOC that pends that is after dispatch returns: the guard is kept in the IRP's
 //! `Tail.Overlay.DriverContext` (ours while we own the IRP) and released by
 //! `Platform::complete_alloc` after `IoCompleteRequest`.

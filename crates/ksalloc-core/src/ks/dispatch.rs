@@ -30,8 +30,9 @@
 //! A frame is a kernel address, so whatever hands one out or takes one back is
 //! kernel-only: FUNCTIONTABLE is kernel-only by its KS documentation
 //! ("KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE" page), and the ALLOC and FREE methods
-//! ("KSMETHOD_STREAMALLOCATOR_ALLOC" / "_FREE" pages, which hand out and take back
-//! `PVOID` frames) are refused to `UserMode` requestors the same way, with
+//! (the "KSMETHOD_STREAMALLOCATOR_ALLOC" page: ALLOC "returns a pointer to a frame", and
+//! its example is a kernel-mode client; FREE takes one back) are refused to `UserMode`
+//! requestors the same way, with
 //! `STATUS_INVALID_DEVICE_REQUEST` ("not a valid request for this requestor", what the
 //! I/O manager answers for a request a driver does not serve): an address would tell
 //! user mode where kernel pool is (defeating KASLR) and is useless to it, and a frame
