@@ -9,8 +9,10 @@
 //! threads take ~45 s at 3; `LOOM_MAX_PREEMPTIONS` overrides both. The races here need
 //! at most two preemptions (a thread stopped between its check and its act, a second one
 //! inside its own window) plus one for the third thread; the first lock-rule race found
-//! (ALLOC/free/close, before 07afda5) showed up at 3 and not at 2. All eight models
-//! together take ~25 s in --release on a 2-core machine (plus the build).
+//! (ALLOC/free/close, before 07afda5) showed up at 3 and not at 2. The thirteen models
+//! before issue 15's two took 37 s together in --release on a 2-core machine (plus the
+//! build); the two (cleanup vs a pending ALLOC, a pin's close vs a pin create) add
+//! well under a second.
 //!
 //! Loom approximates SeqCst loads (see `setup`); every scenario starts from a state whose
 //! `pending_len` was last written by a SeqCst store, so the engine's store-then-load
@@ -1031,5 +1033,51 @@ fn cleanup_vs_pending_alloc_leaves_nothing_waiting_and_the_table_working() {
             .expect("the table works after cleanup");
         assert_at_rest(&kernel, &alloc);
         teardown(&kernel, &alloc, &[again]);
+    });
+}
+
+/// A pin's object is dropped (its IRP_MJ_CLOSE, after its filter's handle may be gone)
+/// while another pin is created on the same filter, whose factory allows one instance.
+/// The pin holds the filter's state itself (`PinInstance`), so the release never touches
+/// freed memory, and the count stays exact: the create succeeds exactly when it ran
+/// after the release, and the filter ends with one instance per live pin.
+#[test]
+fn pin_close_races_pin_create_on_its_filter() {
+    use ksalloc_core::ks::KsObject;
+    use ksalloc_model::client::{connect_bytes, create_name, standard_connect};
+
+    let pin_name = create_name(
+        &ks_abi::guid::KSNAME_PIN,
+        Some(&connect_bytes(
+            &standard_connect(0),
+            &ksalloc_core::ks::filter::DATA_RANGE,
+        )),
+    );
+    model(PREEMPTION_BOUND, move || {
+        let kernel = LoomPlatform::new();
+        let filter = KsObject::create(&kernel, None, &[], Requestor::Kernel).expect("filter");
+        let first =
+            KsObject::create(&kernel, Some(&filter), &pin_name, Requestor::Kernel).expect("pin");
+        let KsObject::Filter(state) = &filter else {
+            panic!("a filter")
+        };
+        let state = state.clone();
+        // The filter's own object goes first: its handle closed, its CLOSE ran.
+        drop(filter);
+        let closer = thread::spawn(move || {
+            first.close();
+            drop(first);
+        });
+        let parent = KsObject::<LoomPlatform>::Filter(state.clone());
+        let second = KsObject::create(&kernel, Some(&parent), &pin_name, Requestor::Kernel);
+        closer.join().unwrap();
+        let live = u32::from(second.is_ok());
+        assert_eq!(state.instances(0), live, "one instance per live pin");
+        if let Err(status) = &second {
+            assert_eq!(*status, NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        drop(second);
+        drop(parent);
+        assert_eq!(state.instances(0), 0, "every instance given back");
     });
 }
