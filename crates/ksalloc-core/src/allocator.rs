@@ -641,8 +641,9 @@ impl<P: Platform> Allocator<P> {
     pub fn cleanup(&self) -> usize {
         self.platform.check_irql(Irql::Passive);
         let events = self.shared.with(|shared| {
-            // Under the lock every pend and enable checks it under.
-            self.cleaned_up.store(true, Ordering::Relaxed);
+            // Under the lock every pend and enable checks it under (those loads are
+            // Relaxed: the lock orders them); Release pairs with `is_cleaned_up`.
+            self.cleaned_up.store(true, Ordering::Release);
             let events = core::mem::take(&mut shared.events);
             self.store_event_count(shared);
             events
@@ -662,7 +663,7 @@ impl<P: Platform> Allocator<P> {
     /// Whether IRP_MJ_CLEANUP has run: IRP-based requests are refused from then on.
     #[must_use]
     pub fn is_cleaned_up(&self) -> bool {
-        // Acquire: pairs with the unlock after the store in `cleanup`.
+        // Acquire: pairs with the Release store in `cleanup`.
         self.cleaned_up.load(Ordering::Acquire)
     }
 
