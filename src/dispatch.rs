@@ -2,12 +2,23 @@
 //! to slices, and the core's replies to completed IRPs.
 //!
 //! Every path completes its IRP exactly once: a synchronous reply is completed here; a
-//! pended ALLOC is completed by the core through `Platform::complete_alloc` (by a free
-//! or by close), or by `cancel_routine`.
+//! pended ALLOC is completed by the core through `Platform::complete_alloc` (by a free,
+//! by cleanup or close), or by `cancel_routine`.
 //!
 //! File object contexts: `FsContext` holds a `PoolBox<KsObject<Kernel>>` from create to
-//! close. The I/O manager keeps a related (parent) file object referenced for the life
-//! of its children, so a parent's context outlives every child's use of it.
+//! IRP_MJ_CLOSE. `RelatedFileObject` "is valid only during the processing of
+//! IRP_MJ_CREATE requests" ("FILE_OBJECT structure" page): the parent's context is read
+//! at create only, and what a child needs of its parent later the core keeps in the
+//! child's own object (a reference-counted `PoolArc`), so handles close in any order.
+//!
+//! Remove lock: every IRP is served under the device's remove lock (IoAcquireRemoveLock
+//! at dispatch), released when the IRP completes ("IoReleaseRemoveLock": a driver calls
+//! it "when it has completed the I/O operation for which it called
+//! IoAcquireRemoveLock"), so IRP_MN_REMOVE_DEVICE's IoReleaseRemoveLockAndWait cannot
+//! return while an ALLOC is still pending. For
+//! an ALLOC that pends that is after dispatch returns: the guard is kept in the IRP's
+//! `Tail.Overlay.DriverContext` (ours while we own the IRP) and released by
+//! `Platform::complete_alloc` after `IoCompleteRequest`.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
@@ -73,7 +84,9 @@ pub unsafe extern "C" fn dispatch_create(
             core::slice::from_raw_parts(name.Buffer.cast::<u8>(), usize::from(name.Length))
         }
     };
-    let status = match KsObject::create(&Kernel, parent, name) {
+    // SAFETY: reading the create IRP's header.
+    let requestor = unsafe { requestor_of(irp) };
+    let status = match KsObject::create(&Kernel, parent, name, requestor) {
         Ok(object) => match PoolBox::try_new(object) {
             Ok(context) => {
                 // SAFETY: our file object; FsContext is ours to set at create.
@@ -81,8 +94,10 @@ pub unsafe extern "C" fn dispatch_create(
                 NtStatus::SUCCESS
             }
             Err(object) => {
-                // No context: undo what create took (a pin instance) before dropping.
-                object.close(parent);
+                // No context: close and drop the object, which gives back what create
+                // took (a pin instance, an allocator slot and its frames).
+                object.close();
+                drop(object);
                 NtStatus::INSUFFICIENT_RESOURCES
             }
         },
@@ -92,8 +107,10 @@ pub unsafe extern "C" fn dispatch_create(
     unsafe { complete(irp, status, 0) }
 }
 
-/// IRP_MJ_CLEANUP: the last handle is closed. An allocator stops and cancels its
-/// pending ALLOCs here (they reference the file object; CLOSE waits for them). PASSIVE_LEVEL.
+/// IRP_MJ_CLEANUP: the last handle is closed; kernel references may remain
+/// ("IRP_MJ_CLEANUP" page). An allocator cancels its pending ALLOCs here (they reference
+/// the file object; CLOSE waits for them), refuses new IRP-based requests and disables
+/// its events; its function table keeps working until IRP_MJ_CLOSE. PASSIVE_LEVEL.
 ///
 /// # Safety
 /// Called by the I/O manager with a live IRP.
@@ -111,9 +128,10 @@ pub unsafe extern "C" fn dispatch_cleanup(
     unsafe { complete(irp, NtStatus::SUCCESS, 0) }
 }
 
-/// IRP_MJ_CLOSE: the last reference is gone; the context goes with it. An allocator
-/// with frames still out leaks its frame block rather than free it under a client
-/// (the core's drop). PASSIVE_LEVEL.
+/// IRP_MJ_CLOSE: the last reference is gone ("IRP_MJ_CLOSE" page); the context goes with
+/// it, and with the context what the object held of its parent. The related file object
+/// is not read: it may be gone. An allocator with frames still out leaks its frame block
+/// rather than free it under a client (the core's drop). PASSIVE_LEVEL.
 ///
 /// # Safety
 /// Called by the I/O manager with a live IRP.
@@ -128,15 +146,71 @@ pub unsafe extern "C" fn dispatch_close(
     if let Some(context) = context {
         // SAFETY: set from PoolBox::into_raw at create, taken back once, here.
         let object = unsafe { PoolBox::from_raw(context) };
-        // SAFETY: the parent outlives this close (module docs).
-        let parent = unsafe { object_of((*file).RelatedFileObject) };
-        object.close(parent);
+        object.close();
         // SAFETY: our file object.
         unsafe { (*file).FsContext = core::ptr::null_mut() };
         drop(object);
     }
     // SAFETY: live IRP, completed once here.
     unsafe { complete(irp, NtStatus::SUCCESS, 0) }
+}
+
+/// `Irp->RequestorMode` as the core's requestor.
+///
+/// # Safety
+/// `irp` is live.
+unsafe fn requestor_of(irp: nt::PIRP) -> Requestor {
+    // SAFETY: the caller's contract.
+    if unsafe { (*irp).RequestorMode } == nt::KERNEL_MODE {
+        Requestor::Kernel
+    } else {
+        Requestor::User
+    }
+}
+
+/// The IRP's `Tail.Overlay.DriverContext`, where an IOCTL's remove-lock guard waits for
+/// the IRP's completion (4 pointers; the guard is 2).
+///
+/// # Safety
+/// `irp` is live and ours (the driver owns DriverContext while it owns the IRP).
+unsafe fn guard_slot(irp: nt::PIRP) -> *mut RemoveLockGuard {
+    const {
+        assert!(
+            core::mem::size_of::<RemoveLockGuard>() <= 4 * core::mem::size_of::<usize>()
+                && core::mem::align_of::<RemoveLockGuard>() <= core::mem::align_of::<usize>()
+        );
+    };
+    // SAFETY: the caller's contract; the Overlay arm of Tail is the one a driver that
+    // owns the IRP uses (the Apc arm is the I/O manager's after completion).
+    unsafe {
+        (&raw mut (*irp)
+            .Tail
+            .Overlay
+            .__bindgen_anon_1
+            .__bindgen_anon_1
+            .DriverContext)
+            .cast()
+    }
+}
+
+/// Keeps `guard` in `irp` until [`take_remove_lock`].
+///
+/// # Safety
+/// `irp` is live and ours, not yet visible to another completer, with no guard stashed.
+unsafe fn stash_remove_lock(irp: nt::PIRP, guard: RemoveLockGuard) {
+    // SAFETY: the caller's contract; the slot fits the guard (guard_slot's assertion).
+    unsafe { guard_slot(irp).write(guard) };
+}
+
+/// Takes back the guard [`stash_remove_lock`] kept in `irp`; the caller drops it after
+/// completing the IRP.
+///
+/// # Safety
+/// `irp` is live and ours, went through [`dispatch_device_control`] (which stashed a
+/// guard), and its guard has not been taken yet.
+pub unsafe fn take_remove_lock(irp: nt::PIRP) -> RemoveLockGuard {
+    // SAFETY: the caller's contract: a guard written by stash_remove_lock, read once.
+    unsafe { guard_slot(irp).read() }
 }
 
 /// Where a pended ALLOC's frame address goes: the system buffer for a user requestor
@@ -165,7 +239,7 @@ pub unsafe extern "C" fn dispatch_device_control(
     irp: nt::PIRP,
 ) -> nt::NTSTATUS {
     // SAFETY: our device.
-    let Some(_guard) = (unsafe { RemoveLockGuard::acquire(device, irp) }) else {
+    let Some(guard) = (unsafe { RemoveLockGuard::acquire(device, irp) }) else {
         // SAFETY: live IRP, not completed.
         return unsafe { complete(irp, NtStatus(nt::STATUS_DELETE_PENDING), 0) };
     };
@@ -186,19 +260,16 @@ pub unsafe extern "C" fn dispatch_device_control(
     // SAFETY: our file object.
     let Some(object) = (unsafe { object_of(file) }) else {
         // SAFETY: live IRP, not completed.
-        return unsafe { complete(irp, NtStatus::INVALID_DEVICE_REQUEST, 0) };
+        let status = unsafe { complete(irp, NtStatus::INVALID_DEVICE_REQUEST, 0) };
+        drop(guard);
+        return status;
     };
     // SAFETY: reading the IRP header.
-    let (user_buffer, requestor) = unsafe {
-        (
-            (*irp).UserBuffer,
-            if (*irp).RequestorMode == nt::KERNEL_MODE {
-                Requestor::Kernel
-            } else {
-                Requestor::User
-            },
-        )
-    };
+    let (user_buffer, requestor) = unsafe { ((*irp).UserBuffer, requestor_of(irp)) };
+    // The guard stays with the IRP until it completes: a pended ALLOC may be completed
+    // by another thread before dispatch returns, so it goes into the IRP first.
+    // SAFETY: our IRP, not yet visible to any completer.
+    unsafe { stash_remove_lock(irp, guard) };
     let reply = match requestor {
         // SAFETY: a kernel requestor's METHOD_NEITHER buffers are kernel addresses it
         // vouches for, valid for this call (and, for a pended ALLOC, until completion).
@@ -217,11 +288,15 @@ pub unsafe extern "C" fn dispatch_device_control(
         }
     };
     match reply {
+        // The IRP and its remove-lock guard belong to the completer now.
         Reply::Pending => nt::STATUS_PENDING,
         Reply::Complete {
             mut status,
             mut information,
         } => {
+            // SAFETY: a synchronous reply: the IRP never became visible to a completer,
+            // so the guard stashed above is still there.
+            let guard = unsafe { take_remove_lock(irp) };
             // SAFETY: the stack location is still ours until we complete.
             let marked = unsafe { (*stack).Control } & nt::SL_PENDING_RETURNED != 0;
             // SAFETY: reading our IRP's flags and system buffer before completion.
@@ -248,6 +323,7 @@ pub unsafe extern "C" fn dispatch_device_control(
             }
             // SAFETY: live IRP, completed once here.
             unsafe { complete(irp, status, information) };
+            drop(guard);
             // An IRP marked pending (a refused ALLOC that was armed) must return PENDING.
             if marked {
                 nt::STATUS_PENDING

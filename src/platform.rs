@@ -5,11 +5,83 @@ use core::ptr::NonNull;
 
 use ks_abi::ks::{eventf, KsEventData};
 use ks_abi::NtStatus;
+use ksalloc_core::limits::{budget_from_mib, FrameBudget, DEFAULT_FRAME_BUDGET};
 use ksalloc_core::platform::FrameMemory;
-use ksalloc_core::{Irql, Platform, RequestHandle, Requestor, SpinLock};
+use ksalloc_core::{Irql, Platform, PoolCharge, RequestHandle, Requestor, SpinLock};
 
-use crate::nt;
-use crate::pool::{self, PoolBox};
+use crate::nt::{self, counted, wide};
+use crate::pool::{self, PoolArc, PoolBox};
+
+/// The driver-wide frame budget (see `ksalloc_core::limits`).
+static FRAME_BUDGET: FrameBudget = FrameBudget::new(DEFAULT_FRAME_BUDGET);
+
+static PARAMETERS_KEY: [u16; 10] = wide(b"Parameters");
+static BUDGET_VALUE: [u16; 14] = wide(b"FrameBudgetMiB");
+const _: () = assert!(BUDGET_VALUE.len() == ksalloc_core::limits::BUDGET_VALUE_NAME.len());
+
+/// Reads the REG_DWORD `FrameBudgetMiB` under the service key's `Parameters` subkey
+/// into the frame budget; without it (or with 0) the default stays. DriverEntry,
+/// PASSIVE_LEVEL.
+///
+/// # Safety
+/// `registry_path` is DriverEntry's service key path.
+#[allow(
+    dead_code,
+    reason = "called from DriverEntry (src/device.rs, owned by the kernel-binding refactor; \
+              one line there wires it)"
+)]
+pub unsafe fn load_frame_budget(registry_path: nt::PCUNICODE_STRING) {
+    /// Opens `name` (relative to `root`, or absolute when `root` is null).
+    ///
+    /// # Safety
+    /// PASSIVE_LEVEL; `name` is a valid counted string; `root` null or an open key.
+    unsafe fn open(root: nt::HANDLE, name: *mut nt::UNICODE_STRING) -> Option<nt::HANDLE> {
+        let mut attributes = nt::OBJECT_ATTRIBUTES {
+            Length: core::mem::size_of::<nt::OBJECT_ATTRIBUTES>() as u32,
+            RootDirectory: root,
+            ObjectName: name,
+            Attributes: nt::OBJ_CASE_INSENSITIVE | nt::OBJ_KERNEL_HANDLE,
+            SecurityDescriptor: core::ptr::null_mut(),
+            SecurityQualityOfService: core::ptr::null_mut(),
+        };
+        let mut key: nt::HANDLE = core::ptr::null_mut();
+        // SAFETY: the caller's contract; a kernel handle the caller closes.
+        let status = unsafe { nt::ZwOpenKey(&raw mut key, nt::KEY_READ, &raw mut attributes) };
+        (status == nt::STATUS_SUCCESS).then_some(key)
+    }
+    // SAFETY: DriverEntry's service key path, PASSIVE_LEVEL.
+    let Some(service) = (unsafe { open(core::ptr::null_mut(), registry_path.cast_mut()) }) else {
+        return;
+    };
+    let mut subkey = counted(&PARAMETERS_KEY);
+    // SAFETY: `service` is open; a counted name.
+    let parameters = unsafe { open(service, &raw mut subkey) };
+    // SAFETY: closes the handle ZwOpenKey gave us.
+    unsafe { nt::ZwClose(service) };
+    let Some(parameters) = parameters else {
+        return;
+    };
+    let mut name = counted(&BUDGET_VALUE);
+    // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, then a DWORD of data.
+    let mut info = [0u32; 4];
+    let mut returned = 0u32;
+    // SAFETY: `info` is a buffer of the size we pass; `parameters` is open.
+    let status = unsafe {
+        nt::ZwQueryValueKey(
+            parameters,
+            &raw mut name,
+            nt::KEY_VALUE_PARTIAL_INFORMATION_CLASS as _,
+            info.as_mut_ptr().cast(),
+            core::mem::size_of_val(&info) as u32,
+            &raw mut returned,
+        )
+    };
+    // SAFETY: closes the handle ZwOpenKey gave us.
+    unsafe { nt::ZwClose(parameters) };
+    if status == nt::STATUS_SUCCESS && info[1] == nt::REG_DWORD && info[2] == 4 && info[3] != 0 {
+        FRAME_BUDGET.set_limit(budget_from_mib(info[3]));
+    }
+}
 
 /// The NT kernel. A zero-sized handle: every service is a kernel export.
 #[derive(Clone, Copy, Debug, Default)]
@@ -130,6 +202,7 @@ impl Platform for Kernel {
     type Event = KernelEvent;
     type ClientEvent = ClientEvent;
     type Request = Request;
+    type Shared<T: Send + Sync> = PoolArc<T>;
 
     fn current_irql(&self) -> Irql {
         // SAFETY: KeGetCurrentIrql has no preconditions.
@@ -141,11 +214,11 @@ impl Platform for Kernel {
         }
     }
 
-    fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<Frames> {
+    fn alloc_nonpaged(&self, bytes: usize, align: usize, charge: PoolCharge) -> Option<Frames> {
         // Pool blocks are 16-byte aligned (page aligned from a page up): ask for the
         // slack the framing's alignment needs and align inside.
         let slack = align.saturating_sub(16);
-        let block = pool::allocate(bytes.checked_add(slack)?)?;
+        let block = pool::allocate_charged(bytes.checked_add(slack)?, charge)?;
         let base = (block.as_ptr() as usize).next_multiple_of(align);
         Some(Frames { block, base })
     }
@@ -153,6 +226,14 @@ impl Platform for Kernel {
     fn free_nonpaged(&self, memory: Frames) {
         // SAFETY: the block came from pool::allocate and the core frees it exactly once.
         unsafe { pool::free(memory.block) };
+    }
+
+    fn share<T: Send + Sync>(&self, value: T) -> Result<PoolArc<T>, T> {
+        PoolArc::try_new(value)
+    }
+
+    fn frame_budget(&self) -> &FrameBudget {
+        &FRAME_BUDGET
     }
 
     fn new_lock<T: Send>(&self, value: T) -> KernelSpinLock<T> {
@@ -227,8 +308,14 @@ impl Platform for Kernel {
             Err(_) => 0,
         };
         let status = result.err().unwrap_or(NtStatus::SUCCESS);
+        // The remove lock dispatch took for this IRP, held while it was pending: taken
+        // out of the IRP before completion frees it, released after ("IoReleaseRemoveLock":
+        // a driver releases it when it has completed the I/O it acquired it for).
+        // SAFETY: a pended ALLOC, which dispatch stashed a guard in (see there).
+        let remove_lock = unsafe { crate::dispatch::take_remove_lock(irp) };
         // SAFETY: the core hands each pended request to exactly one completer.
         unsafe { nt::IoCompleteRequest(irp, status.0, information) };
+        drop(remove_lock);
     }
 
     fn function_table(&self) -> [usize; 2] {

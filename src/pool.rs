@@ -6,6 +6,9 @@
 //! driver allocates.
 
 use core::ptr::NonNull;
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
+
+use ksalloc_core::PoolCharge;
 
 use crate::nt;
 
@@ -19,6 +22,44 @@ pub fn allocate(bytes: usize) -> Option<NonNull<u8>> {
     // or more).
     let raw = unsafe { nt::allocate_nonpaged(bytes, TAG) };
     NonNull::new(raw.cast::<u8>())
+}
+
+/// `POOL_FLAG_USE_QUOTA` ("ExAllocatePool2 function" page: charge the allocation to the
+/// current process's quota). wdm.h's value; nt.rs has no name for it yet.
+#[cfg(nt_source = "wdk")]
+const POOL_FLAG_USE_QUOTA: u64 = 0x0000_0000_0000_0001;
+
+/// Allocates `bytes` of nonpaged pool charged as `charge` says. A user-mode requestor's
+/// frame memory is charged to its process (`ExAllocatePool2(POOL_FLAG_NON_PAGED |
+/// POOL_FLAG_USE_QUOTA)`, called at IRP_MJ_CREATE in the requestor's context; the block
+/// keeps the process referenced until it is freed). IRQL <= DISPATCH_LEVEL.
+pub fn allocate_charged(bytes: usize, charge: PoolCharge) -> Option<NonNull<u8>> {
+    match charge {
+        PoolCharge::Driver => allocate(bytes),
+        PoolCharge::RequestorQuota => allocate_with_quota(bytes),
+    }
+}
+
+#[cfg(nt_source = "wdk")]
+fn allocate_with_quota(bytes: usize) -> Option<NonNull<u8>> {
+    // SAFETY: as in `allocate`; with POOL_FLAG_USE_QUOTA and without
+    // POOL_FLAG_RAISE_ON_FAILURE, ExAllocatePool2 returns null when the quota is spent.
+    let raw = unsafe {
+        nt::ExAllocatePool2(
+            nt::POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA,
+            bytes as _,
+            TAG,
+        )
+    };
+    NonNull::new(raw.cast::<u8>())
+}
+
+/// The cross-build cannot charge quota: Wine aborts on `ExAllocatePool2`, and nt.rs has
+/// no `ExAllocatePoolWithQuotaTag` yet. Under Wine (a test host) the block is the
+/// driver's own; the driver-wide budget still bounds it.
+#[cfg(nt_source = "mingw")]
+fn allocate_with_quota(bytes: usize) -> Option<NonNull<u8>> {
+    allocate(bytes)
 }
 
 /// Frees a block from [`allocate`]. IRQL <= DISPATCH_LEVEL.
@@ -100,5 +141,79 @@ impl<T> Drop for PoolBox<T> {
             self.ptr.drop_in_place();
             free(self.ptr.cast());
         }
+    }
+}
+
+/// A `T` in nonpaged pool shared by reference count: the core's `Platform::Shared`,
+/// what a child KS object holds of its parent.
+///
+/// Invariant: `ptr` points at an initialised [`Counted`] in a block from [`allocate`];
+/// `count` is the number of `PoolArc`s pointing at it; the last drop frees it.
+pub struct PoolArc<T> {
+    ptr: NonNull<Counted<T>>,
+}
+
+/// The block behind a [`PoolArc`].
+struct Counted<T> {
+    count: AtomicUsize,
+    value: T,
+}
+
+// SAFETY: like `Arc`: shared `&T` across threads needs `T: Sync`, and the last drop may
+// run on any thread, which needs `T: Send`.
+unsafe impl<T: Send + Sync> Send for PoolArc<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for PoolArc<T> {}
+
+impl<T> PoolArc<T> {
+    /// Moves `value` into pool with a count of one, or gives it back.
+    ///
+    /// # Errors
+    /// The value itself, when no memory is left.
+    pub fn try_new(value: T) -> Result<Self, T> {
+        PoolBox::try_new(Counted {
+            count: AtomicUsize::new(1),
+            value,
+        })
+        .map(|boxed| Self {
+            ptr: boxed.into_raw(),
+        })
+        .map_err(|counted| counted.value)
+    }
+
+    fn counted(&self) -> &Counted<T> {
+        // SAFETY: the invariant: live while this PoolArc exists.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Clone for PoolArc<T> {
+    fn clone(&self) -> Self {
+        // Relaxed: taking a new reference needs no ordering; the one cloned from keeps
+        // the block alive meanwhile (as in `Arc`).
+        self.counted().count.fetch_add(1, Ordering::Relaxed);
+        Self { ptr: self.ptr }
+    }
+}
+
+impl<T> core::ops::Deref for PoolArc<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.counted().value
+    }
+}
+
+impl<T> Drop for PoolArc<T> {
+    fn drop(&mut self) {
+        // Release: every use of the value through this reference happens before the
+        // count drops; the Acquire fence makes all of them visible to the last dropper
+        // before it frees (as in `Arc`).
+        if self.counted().count.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        // SAFETY: the count reached zero: this was the last reference; the block came
+        // from PoolBox::into_raw in try_new and is taken back once, here.
+        drop(unsafe { PoolBox::from_raw(self.ptr) });
     }
 }

@@ -22,7 +22,9 @@ pub fn addresses() -> [usize; 2] {
 }
 
 /// `AllocateFrame(FileObject, &Frame)`: a free frame now, or
-/// STATUS_INSUFFICIENT_RESOURCES now; STATUS_INVALID_DEVICE_STATE after cleanup.
+/// STATUS_INSUFFICIENT_RESOURCES now. It keeps working after IRP_MJ_CLEANUP (the caller
+/// holds a reference); once IRP_MJ_CLOSE has run no caller may hold the file object, but
+/// a stale call finds no context and gets STATUS_INVALID_DEVICE_REQUEST.
 ///
 /// # Safety
 /// The KS contract: `file_object` is the allocator's file object, which the caller keeps

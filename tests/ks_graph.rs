@@ -127,8 +127,14 @@ fn stream_pend_and_close_with_frames_out_leaks_nothing() {
         .unwrap();
     let framing = wire::framing(&framing_bytes).unwrap();
     assert_eq!(framing, PREFERRED_FRAMING);
+    // The filter's and the pin's shared state are pool blocks too.
+    let graph_blocks = kernel.live_blocks();
     let allocator = client.create_allocator(&pin, &framing).unwrap();
-    assert_eq!(kernel.live_blocks(), 1, "all frames preallocated at create");
+    assert_eq!(
+        kernel.live_blocks(),
+        graph_blocks + 1,
+        "all frames preallocated at create, in one block"
+    );
 
     // FUNCTIONTABLE as a kernel requestor; a user requestor is refused.
     let user = KsClient::user(client.driver().clone());
@@ -193,12 +199,12 @@ fn stream_pend_and_close_with_frames_out_leaks_nothing() {
     assert_eq!(second.allocated_frame(), Some(frames[1]));
     assert_eq!(free_frame.set_count(), 2, "each free signalled FREEFRAME");
 
-    // A third request waits, and the close cancels it.
+    // A third request waits, and the handle's close (IRP_MJ_CLEANUP) cancels it.
     let third = client.alloc(&allocator);
     assert!(third.completion().is_none());
 
-    // Close the allocator handle with every frame out; the table client still holds
-    // the file object, so it can return its frames afterwards.
+    // Close the allocator handle with every frame out. The table client holds the file
+    // object referenced, so this is CLEANUP, not CLOSE: the table keeps working.
     let held: Vec<usize> = [
         first.allocated_frame().unwrap(),
         second.allocated_frame().unwrap(),
@@ -206,7 +212,6 @@ fn stream_pend_and_close_with_frames_out_leaks_nothing() {
     .into_iter()
     .chain(frames[2..].iter().copied())
     .collect();
-    let engine_view = Arc::clone(&allocator);
     client.close(allocator);
     assert_eq!(
         third.completion().map(|c| c.status),
@@ -214,16 +219,39 @@ fn stream_pend_and_close_with_frames_out_leaks_nothing() {
     );
     assert_eq!(
         table.allocate_at_dispatch(),
-        Err(NtStatus::INVALID_DEVICE_STATE)
+        Err(NtStatus::INSUFFICIENT_RESOURCES),
+        "the table still answers after cleanup: the pool is empty"
     );
-    assert_eq!(kernel.live_blocks(), 1, "frames out: memory stays");
+    assert_eq!(
+        client.alloc(table.file()).completion().map(|c| c.status),
+        Some(NtStatus::INVALID_DEVICE_STATE),
+        "IRP-based requests are refused after cleanup"
+    );
+    assert_eq!(
+        kernel.live_blocks(),
+        graph_blocks + 1,
+        "frames out: memory stays"
+    );
     for frame in held {
         table.free_at_dispatch(frame);
     }
-    let snapshot = engine_view.object().as_allocator().unwrap().snapshot();
-    assert!(snapshot.memory_released && snapshot.closed);
-    assert_eq!(snapshot.counters.rejected_frees, 0);
-    drop((table, engine_view));
+    let again = table
+        .allocate_at_dispatch()
+        .expect("the table works until CLOSE");
+    table.free_at_dispatch(again);
+    {
+        let object = table.file().object();
+        let snapshot = object.as_allocator().unwrap().snapshot();
+        assert!(!snapshot.closed && !snapshot.memory_released);
+        assert_eq!(snapshot.counters.rejected_frees, 0);
+    }
+    // The last reference goes: IRP_MJ_CLOSE, and the frame memory with it.
+    drop(table);
+    assert_eq!(
+        kernel.live_blocks(),
+        graph_blocks,
+        "memory released at CLOSE"
+    );
     kernel.close_event_handle(handle);
     client.close(pin);
     client.close(filter);

@@ -12,7 +12,8 @@
 //! | [`Allocator::cancel`] | the cancel routine of a pended ALLOC | <= DISPATCH |
 //! | [`Allocator::acquire_function_table`] | FUNCTIONTABLE Get | PASSIVE |
 //! | [`Allocator::enable_free_frame_event`] and disable | FREEFRAME events | PASSIVE |
-//! | [`Allocator::close`] | IRP_MJ_CLOSE / CLEANUP | PASSIVE |
+//! | [`Allocator::cleanup`] | IRP_MJ_CLEANUP | PASSIVE |
+//! | [`Allocator::close`] | IRP_MJ_CLOSE | PASSIVE |
 //!
 //! ## Pending requests get the first claim on returned frames
 //! A returned frame goes to the oldest pending ALLOC if there is one, else onto the free
@@ -53,6 +54,16 @@
 //! off the shared list (with clients or cached), and the rundown count includes cached
 //! frames (STATUS subtracts them).
 //!
+//! ## Cleanup is not close
+//! IRP_MJ_CLEANUP means the last handle is gone while kernel references may remain
+//! ("IRP_MJ_CLEANUP" page); IRP_MJ_CLOSE means the last reference is gone ("IRP_MJ_CLOSE"
+//! page). An AVStream pin given this allocator references its file object and keeps
+//! calling the function table after user mode closes the handle. So [`Allocator::cleanup`]
+//! cancels the pending ALLOCs, refuses new IRP-based requests and disables the events,
+//! and the table keeps working; [`Allocator::close`] ends the table. The cleanup flag is
+//! set under the `shared` lock every pend and enable takes, so a request racing with
+//! cleanup is either cancelled by it or refused.
+//!
 //! ## Locks
 //! `shared` (queue and client events) may be held while taking `memory`; never the
 //! reverse. No pool call, wait or IRP completion happens with either held, nor inside
@@ -67,7 +78,7 @@ use crate::framing::Framing;
 use crate::free_list::{FreeList, CACHED, CLAIMED, OUT};
 use crate::magazine::{self, Magazine, Taken as Cached};
 use crate::pending::{PendingQueue, MAX_PENDING};
-use crate::platform::{Irql, Platform, SpinLock};
+use crate::platform::{Irql, Platform, PoolCharge, Requestor, SpinLock};
 use crate::rundown::{Released, Rundown};
 use crate::stats::{Counter, Counters, Stats};
 use crate::sync::{AtomicBool, AtomicU32, Ordering};
@@ -157,6 +168,8 @@ pub struct Allocator<P: Platform> {
     table_armed: AtomicBool,
     /// Number of enabled FREEFRAME events, read without the lock on every free.
     client_events: AtomicU32,
+    /// Set by IRP_MJ_CLEANUP, under `shared` (see "Cleanup is not close").
+    cleaned_up: AtomicBool,
     internal_event: P::Event,
     shared: P::Lock<Shared<P>>,
     memory: P::Lock<Option<P::Memory>>,
@@ -166,15 +179,40 @@ pub struct Allocator<P: Platform> {
 }
 
 impl<P: Platform> Allocator<P> {
-    /// Creates an allocator for `raw`: validates it, then preallocates every frame.
+    /// Creates an allocator for `raw` for a kernel-mode requestor: see
+    /// [`Self::create_for`].
+    ///
+    /// # Errors
+    /// As [`Self::create_for`].
+    pub fn create(platform: P, raw: &KsAllocatorFraming) -> Result<Self, NtStatus> {
+        Self::create_for(platform, raw, Requestor::Kernel)
+    }
+
+    /// Creates an allocator for `raw`: validates it, charges its frame memory to the
+    /// driver's [`crate::limits::FrameBudget`], then preallocates every frame, charged to
+    /// a user-mode `requestor`'s pool quota ([`PoolCharge`]).
     ///
     /// # Errors
     /// The framing's documented status (see [`crate::framing`]), or
-    /// `STATUS_INSUFFICIENT_RESOURCES` if any allocation fails; nothing is left
-    /// allocated then.
-    pub fn create(platform: P, raw: &KsAllocatorFraming) -> Result<Self, NtStatus> {
+    /// `STATUS_INSUFFICIENT_RESOURCES` if the budget is spent or any allocation fails;
+    /// nothing is left allocated or charged then.
+    pub fn create_for(
+        platform: P,
+        raw: &KsAllocatorFraming,
+        requestor: Requestor,
+    ) -> Result<Self, NtStatus> {
         platform.check_irql(Irql::Passive);
         let framing = Framing::validate(raw).map_err(crate::framing::FramingError::status)?;
+        platform.frame_budget().try_charge(framing.total_bytes())?;
+        let charged = platform.clone();
+        let created = Self::preallocate(platform, framing, requestor);
+        if created.is_err() {
+            charged.frame_budget().release(framing.total_bytes());
+        }
+        created
+    }
+
+    fn preallocate(platform: P, framing: Framing, requestor: Requestor) -> Result<Self, NtStatus> {
         let list = FreeList::new(framing.frames())?;
         let queue = PendingQueue::new(MAX_PENDING)?;
         let mut events = Vec::new();
@@ -187,7 +225,11 @@ impl<P: Platform> Allocator<P> {
             .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
         // Last, so no failure after it has anything to give back.
         let memory = platform
-            .alloc_nonpaged(framing.total_bytes(), framing.align())
+            .alloc_nonpaged(
+                framing.total_bytes(),
+                framing.align(),
+                PoolCharge::for_requestor(requestor),
+            )
             .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
         let base = crate::platform::FrameMemory::base(&memory);
         debug_assert_eq!(
@@ -207,6 +249,7 @@ impl<P: Platform> Allocator<P> {
             pending_len: AtomicU32::new(0),
             table_armed: AtomicBool::new(false),
             client_events: AtomicU32::new(0),
+            cleaned_up: AtomicBool::new(false),
             stats: Stats::default(),
             magazines,
         })
@@ -451,6 +494,11 @@ impl<P: Platform> Allocator<P> {
     /// [`AllocOutcome::Pended`]).
     pub fn method_alloc(&self, request: &P::Request) -> AllocOutcome {
         self.platform.check_irql(Irql::Dispatch);
+        // After cleanup the method is refused. One racing with cleanup may still take a
+        // free frame at once; only a pend needs the check under the lock (below).
+        if self.is_cleaned_up() {
+            return AllocOutcome::Failed(NtStatus::INVALID_DEVICE_STATE);
+        }
         if self.pending_len.load(Ordering::SeqCst) == 0 {
             if let Some(index) = self.pop_cached() {
                 return AllocOutcome::Ready(self.address(index));
@@ -466,7 +514,8 @@ impl<P: Platform> Allocator<P> {
             }
         }
         let queued = self.shared.with(|shared| {
-            if self.rundown.is_closed() {
+            // Relaxed: `cleaned_up` is stored under this lock.
+            if self.rundown.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             if shared.queue.len() == MAX_PENDING {
@@ -521,7 +570,8 @@ impl<P: Platform> Allocator<P> {
         // Check and arm under the lock close disarms under: a close that set CLOSED
         // before we look is refused here; one that comes after disarms after us.
         self.shared.with(|_| {
-            if self.rundown.is_closed() {
+            // Relaxed: `cleaned_up` is stored under this lock.
+            if self.rundown.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             // Release: pairs with the Acquire in `notify`, which then sees a ready event.
@@ -546,7 +596,8 @@ impl<P: Platform> Allocator<P> {
         self.platform.check_irql(Irql::Passive);
         let key = self.platform.client_event_key(&event);
         self.shared.with(|shared| {
-            if self.rundown.is_closed() {
+            // Relaxed: `cleaned_up` is stored under this lock.
+            if self.rundown.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             if shared
@@ -583,18 +634,16 @@ impl<P: Platform> Allocator<P> {
         removed.map(drop).ok_or(NtStatus::NOT_FOUND)
     }
 
-    /// Closes the allocator: later allocations fail, pending ALLOCs complete with
-    /// `STATUS_CANCELLED`, events are disabled, and the frame memory goes back to the
-    /// pool now if no frame is out, else when the last one returns. Returns the number
-    /// of requests cancelled. A second close does nothing.
-    pub fn close(&self) -> usize {
+    /// IRP_MJ_CLEANUP: pending ALLOCs complete with `STATUS_CANCELLED`, new ones are
+    /// refused, FREEFRAME events are disabled; the function table keeps working until
+    /// [`Self::close`] (module docs, "Cleanup is not close"). Returns the number of
+    /// requests cancelled. A second cleanup cancels nothing.
+    pub fn cleanup(&self) -> usize {
         self.platform.check_irql(Irql::Passive);
-        let Some(at_close) = self.rundown.close() else {
-            return 0;
-        };
         let events = self.shared.with(|shared| {
-            // Under the lock acquire_function_table arms under (see there).
-            self.table_armed.store(false, Ordering::Release);
+            // Under the lock every pend and enable checks it under (those loads are
+            // Relaxed: the lock orders them); Release pairs with `is_cleaned_up`.
+            self.cleaned_up.store(true, Ordering::Release);
             let events = core::mem::take(&mut shared.events);
             self.store_event_count(shared);
             events
@@ -608,6 +657,29 @@ impl<P: Platform> Allocator<P> {
                 .complete_alloc(request, Err(NtStatus::CANCELLED));
             cancelled += 1;
         }
+        cancelled
+    }
+
+    /// Whether IRP_MJ_CLEANUP has run: IRP-based requests are refused from then on.
+    #[must_use]
+    pub fn is_cleaned_up(&self) -> bool {
+        // Acquire: pairs with the Release store in `cleanup`.
+        self.cleaned_up.load(Ordering::Acquire)
+    }
+
+    /// IRP_MJ_CLOSE: everything [`Self::cleanup`] does, if it has not run, and the
+    /// function table stops: later allocations fail; the frame memory goes back to the
+    /// pool now if no frame is out, else when the last one returns. Returns the number
+    /// of requests cancelled. A second close does nothing.
+    pub fn close(&self) -> usize {
+        self.platform.check_irql(Irql::Passive);
+        let Some(at_close) = self.rundown.close() else {
+            return 0;
+        };
+        // Under the lock acquire_function_table arms under (see there).
+        self.shared
+            .with(|_| self.table_armed.store(false, Ordering::Release));
+        let cancelled = self.cleanup();
         // After CLOSED: cached frames go back to the list, dropping their references
         // (the last one releases the memory); a free caching one after this sees CLOSED.
         self.drain_magazines();
@@ -741,6 +813,10 @@ impl<P: Platform> Allocator<P> {
     fn release_memory(&self) {
         if let Some(memory) = self.memory.with(Option::take) {
             self.platform.free_nonpaged(memory);
+            // The memory is back: so is its charge on the driver's budget.
+            self.platform
+                .frame_budget()
+                .release(self.framing.total_bytes());
         }
     }
 
@@ -768,7 +844,8 @@ impl<P: Platform> Drop for Allocator<P> {
             self.release_memory();
         } else if let Some(memory) = self.memory.with(Option::take) {
             // Frames are still out: the owner broke the rundown contract. Leaking the
-            // block is the only choice that cannot turn into a use-after-free.
+            // block is the only choice that cannot turn into a use-after-free; its
+            // budget charge stays, as the memory really is gone.
             core::mem::forget(memory);
         }
     }

@@ -17,6 +17,7 @@ pub mod allocator;
 pub mod framing;
 pub mod free_list;
 pub mod ks;
+pub mod limits;
 pub mod magazine;
 pub mod pending;
 pub mod platform;
@@ -27,4 +28,5 @@ pub mod wire;
 
 pub use allocator::{AllocOutcome, Allocator, Snapshot};
 pub use framing::{Framing, FramingError};
-pub use platform::{Irql, OutOfMemory, Platform, RequestHandle, Requestor, SpinLock};
+pub use limits::FrameBudget;
+pub use platform::{Irql, OutOfMemory, Platform, PoolCharge, RequestHandle, Requestor, SpinLock};

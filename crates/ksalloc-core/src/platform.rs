@@ -16,6 +16,31 @@ pub enum Requestor {
     User,
 }
 
+/// Whose quota a pool allocation is charged to.
+///
+/// `ExAllocatePool2` with `POOL_FLAG_USE_QUOTA` charges the current process ("
+/// ExAllocatePool2 function" page, `POOL_FLAG_USE_QUOTA`): the driver asks for it on
+/// IRP_MJ_CREATE of a user-mode requestor, which runs in that requestor's process, so
+/// a user-mode caller pays for the frame memory it makes the driver hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolCharge {
+    /// The driver's own memory (no quota).
+    Driver,
+    /// Charged to the requesting process's pool quota (`POOL_FLAG_USE_QUOTA`).
+    RequestorQuota,
+}
+
+impl PoolCharge {
+    /// The charge for memory allocated on behalf of `requestor`.
+    #[must_use]
+    pub const fn for_requestor(requestor: Requestor) -> Self {
+        match requestor {
+            Requestor::Kernel => Self::Driver,
+            Requestor::User => Self::RequestorQuota,
+        }
+    }
+}
+
 /// A failed allocation (pool or heap); the driver reports it as
 /// `STATUS_INSUFFICIENT_RESOURCES`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,15 +96,36 @@ pub trait Platform: Clone + Send + Sync {
     type ClientEvent: Clone + Send + Sync;
     /// A pended ALLOC request.
     type Request: RequestHandle;
+    /// A reference-counted value in nonpaged pool: clones share it, the last drop frees
+    /// it (an interlocked count on Windows). What a child KS object holds of its
+    /// parent, so the parent's state outlives the parent's file object (see
+    /// [`crate::ks`]).
+    type Shared<T: Send + Sync>: Clone + core::ops::Deref<Target = T> + Send + Sync;
 
     /// `KeGetCurrentIrql`.
     fn current_irql(&self) -> Irql;
 
-    /// Allocates `bytes` of nonpaged memory aligned to `align` (a power of two), or `None`.
-    /// IRQL <= `DISPATCH_LEVEL` (the core only calls it at `PASSIVE_LEVEL`, at create).
-    fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<Self::Memory>;
+    /// Allocates `bytes` of nonpaged memory aligned to `align` (a power of two), charged
+    /// as `charge` says, or `None`. IRQL <= `DISPATCH_LEVEL` (the core only calls it at
+    /// `PASSIVE_LEVEL`, at create, in the requestor's context).
+    fn alloc_nonpaged(
+        &self,
+        bytes: usize,
+        align: usize,
+        charge: PoolCharge,
+    ) -> Option<Self::Memory>;
     /// Returns a block from [`Self::alloc_nonpaged`]. IRQL <= `DISPATCH_LEVEL`.
     fn free_nonpaged(&self, memory: Self::Memory);
+
+    /// Moves `value` into a [`Self::Shared`], or gives it back when no memory is left.
+    /// `PASSIVE_LEVEL` (create paths only).
+    ///
+    /// # Errors
+    /// The value itself, when the pool is exhausted.
+    fn share<T: Send + Sync>(&self, value: T) -> Result<Self::Shared<T>, T>;
+
+    /// The driver-wide budget of frame memory (one per driver, for its whole life).
+    fn frame_budget(&self) -> &crate::limits::FrameBudget;
 
     /// A new spin lock around `value`.
     fn new_lock<T: Send>(&self, value: T) -> Self::Lock<T>;

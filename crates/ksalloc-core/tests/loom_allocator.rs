@@ -9,8 +9,10 @@
 //! threads take ~45 s at 3; `LOOM_MAX_PREEMPTIONS` overrides both. The races here need
 //! at most two preemptions (a thread stopped between its check and its act, a second one
 //! inside its own window) plus one for the third thread; the first lock-rule race found
-//! (ALLOC/free/close, before 07afda5) showed up at 3 and not at 2. All eight models
-//! together take ~25 s in --release on a 2-core machine (plus the build).
+//! (ALLOC/free/close, before 07afda5) showed up at 3 and not at 2. The thirteen models
+//! before issue 15's two took 37 s together in --release on a 2-core machine (plus the
+//! build); the two (cleanup vs a pending ALLOC, a pin's close vs a pin create) add
+//! well under a second.
 //!
 //! Loom approximates SeqCst loads (see `setup`); every scenario starts from a state whose
 //! `pending_len` was last written by a SeqCst store, so the engine's store-then-load
@@ -38,8 +40,11 @@ use std::sync::atomic::{AtomicBool as GhostBool, AtomicUsize as GhostCount};
 
 use ks_abi::ks::{pool_type, KsAllocatorFraming, KsEventData};
 use ks_abi::NtStatus;
+use ksalloc_core::limits::FrameBudget;
 use ksalloc_core::platform::FrameMemory;
-use ksalloc_core::{AllocOutcome, Allocator, Irql, Platform, RequestHandle, Requestor, SpinLock};
+use ksalloc_core::{
+    AllocOutcome, Allocator, Irql, Platform, PoolCharge, RequestHandle, Requestor, SpinLock,
+};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -170,6 +175,8 @@ struct Kernel {
     memory: std::sync::Mutex<UnsafeCell<()>>,
     memory_live: GhostBool,
     memory_allocs: GhostCount,
+    /// The driver's frame budget (unlimited here; the core charges and releases it).
+    budget: FrameBudget,
     memory_frees: GhostCount,
     /// Frames clients hold (a request completed with a frame counts as a client).
     frames_out: GhostCount,
@@ -189,6 +196,7 @@ impl LoomPlatform {
             memory: std::sync::Mutex::new(UnsafeCell::new(())),
             memory_live: GhostBool::new(false),
             memory_allocs: GhostCount::new(0),
+            budget: FrameBudget::new(usize::MAX),
             memory_frees: GhostCount::new(0),
             frames_out: GhostCount::new(0),
             pool_call_under_lock: GhostBool::new(false),
@@ -294,12 +302,21 @@ impl Platform for LoomPlatform {
     type Event = Event;
     type ClientEvent = ClientEvent;
     type Request = Request;
+    type Shared<T: Send + Sync> = std::sync::Arc<T>;
 
     fn current_irql(&self) -> Irql {
         irql()
     }
 
-    fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<Block> {
+    fn share<T: Send + Sync>(&self, value: T) -> Result<std::sync::Arc<T>, T> {
+        Ok(std::sync::Arc::new(value))
+    }
+
+    fn frame_budget(&self) -> &FrameBudget {
+        &self.0.budget
+    }
+
+    fn alloc_nonpaged(&self, bytes: usize, align: usize, _: PoolCharge) -> Option<Block> {
         assert_eq!(locks_held(), 0, "pool allocation with a core lock held");
         assert!(bytes > 0 && BASE % align == 0);
         assert!(
@@ -974,5 +991,93 @@ fn double_free_on_two_processors_is_refused_once() {
         );
         assert_at_rest(&kernel, &alloc);
         teardown(&kernel, &alloc, &[]);
+    });
+}
+
+/// IRP_MJ_CLEANUP races an ALLOC that is about to pend: whatever the order, after
+/// cleanup no request waits (it was cancelled, or refused), the request completed exactly
+/// once, and the function table still takes back and hands out frames. Then close
+/// releases the memory once.
+#[test]
+fn cleanup_vs_pending_alloc_leaves_nothing_waiting_and_the_table_working() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(1);
+        let frame = kernel.table_take(&alloc).expect("one free frame");
+        let request = Request::new(1);
+
+        let r = request;
+        let allocer = spawn(&kernel, &alloc, move |k, a| k.method_alloc(a, &r));
+        let cleaner = spawn(&kernel, &alloc, |_, a| a.cleanup());
+        let pended = allocer.join().unwrap();
+        let cancelled = cleaner.join().unwrap();
+
+        assert!(alloc.is_cleaned_up());
+        let s = alloc.snapshot();
+        assert_eq!(s.pending, 0, "a request waits after cleanup: {s:?}");
+        let done = kernel.completion(1).expect("completed exactly once");
+        if pended {
+            assert_eq!(cancelled, 1, "cleanup cancelled the pended request");
+            assert_eq!(done, Err(NtStatus::CANCELLED));
+        } else {
+            assert_eq!(cancelled, 0);
+            assert_eq!(
+                done,
+                Err(NtStatus::INVALID_DEVICE_STATE),
+                "refused after cleanup"
+            );
+        }
+        // The table keeps working after cleanup.
+        kernel.client_free(&alloc, frame);
+        let again = kernel
+            .table_take(&alloc)
+            .expect("the table works after cleanup");
+        assert_at_rest(&kernel, &alloc);
+        teardown(&kernel, &alloc, &[again]);
+    });
+}
+
+/// A pin's object is dropped (its IRP_MJ_CLOSE, after its filter's handle may be gone)
+/// while another pin is created on the same filter, whose factory allows one instance.
+/// The pin holds the filter's state itself (`PinInstance`), so the release never touches
+/// freed memory, and the count stays exact: the create succeeds exactly when it ran
+/// after the release, and the filter ends with one instance per live pin.
+#[test]
+fn pin_close_races_pin_create_on_its_filter() {
+    use ksalloc_core::ks::KsObject;
+    use ksalloc_model::client::{connect_bytes, create_name, standard_connect};
+
+    let pin_name = create_name(
+        &ks_abi::guid::KSNAME_PIN,
+        Some(&connect_bytes(
+            &standard_connect(0),
+            &ksalloc_core::ks::filter::DATA_RANGE,
+        )),
+    );
+    model(PREEMPTION_BOUND, move || {
+        let kernel = LoomPlatform::new();
+        let filter = KsObject::create(&kernel, None, &[], Requestor::Kernel).expect("filter");
+        let first =
+            KsObject::create(&kernel, Some(&filter), &pin_name, Requestor::Kernel).expect("pin");
+        let KsObject::Filter(state) = &filter else {
+            panic!("a filter")
+        };
+        let state = state.clone();
+        // The filter's own object goes first: its handle closed, its CLOSE ran.
+        drop(filter);
+        let closer = thread::spawn(move || {
+            first.close();
+            drop(first);
+        });
+        let parent = KsObject::<LoomPlatform>::Filter(state.clone());
+        let second = KsObject::create(&kernel, Some(&parent), &pin_name, Requestor::Kernel);
+        closer.join().unwrap();
+        let live = u32::from(second.is_ok());
+        assert_eq!(state.instances(0), live, "one instance per live pin");
+        if let Err(status) = &second {
+            assert_eq!(*status, NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        drop(second);
+        drop(parent);
+        assert_eq!(state.instances(0), 0, "every instance given back");
     });
 }

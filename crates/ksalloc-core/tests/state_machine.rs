@@ -11,8 +11,9 @@
 //! table allocate, free (a frame a client holds, any frame index, the frame freed last,
 //! a misaligned, a foreign or a past-the-end address), the ALLOC method (a model IRP
 //! whose cancel routine holds an `Arc` of the allocator), cancel of a pending ALLOC
-//! (`IoCancelIrp`), close, FUNCTIONTABLE, and create again once the old allocator is
-//! drained.
+//! (`IoCancelIrp`), cleanup (IRP_MJ_CLEANUP: pending ALLOCs cancelled, new ones and
+//! FUNCTIONTABLE refused, the table and frees keep working), close, FUNCTIONTABLE, and
+//! create again once the old allocator is drained.
 //!
 //! After every step: the status of the operation, the snapshot (free, outstanding,
 //! pending, closed, memory released, every counter including the peak), conservation,
@@ -103,6 +104,7 @@ enum Op {
     MethodAlloc(usize),
     /// `IoCancelIrp` on the `n`th oldest pending ALLOC.
     Cancel(usize),
+    Cleanup,
     Close,
     AcquireTable,
 }
@@ -117,6 +119,7 @@ enum Outcome {
     Pended,
     AllocFailed(NtStatus),
     Cancel(bool),
+    Cleanup(usize),
     Close(usize),
     Acquire(Result<(), NtStatus>),
 }
@@ -135,6 +138,7 @@ enum IrpState {
 // ----- the reference model -----
 
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // The reference model's flags, one per engine state bit.
 struct RefAlloc {
     frames: u32,
     stride: usize,
@@ -144,6 +148,8 @@ struct RefAlloc {
     magazines: Vec<Vec<u32>>,
     out: BTreeSet<u32>,
     queue: VecDeque<usize>,
+    /// IRP_MJ_CLEANUP ran (close implies it).
+    cleaned: bool,
     closed: bool,
     table_armed: bool,
     counters: Counters,
@@ -166,6 +172,7 @@ impl RefAlloc {
             },
             out: BTreeSet::new(),
             queue: VecDeque::new(),
+            cleaned: false,
             closed: false,
             table_armed: false,
             counters: Counters::default(),
@@ -374,6 +381,7 @@ impl ReferenceStateMachine for Reference {
                     .boxed(),
             ),
             (5, processor().prop_map(Op::MethodAlloc).boxed()),
+            (1, Just(Op::Cleanup).boxed()),
             (1, Just(Op::Close).boxed()),
             (1, Just(Op::AcquireTable).boxed()),
         ];
@@ -457,7 +465,7 @@ fn apply_to(a: &mut RefAlloc, generation: usize, irps: &mut Vec<IrpState>, op: &
         }
         Op::MethodAlloc(processor) => {
             let id = irps.len();
-            let outcome = if a.closed {
+            let outcome = if a.closed || a.cleaned {
                 Outcome::AllocFailed(NtStatus::INVALID_DEVICE_STATE)
             } else if let Some(index) = a.queue.is_empty().then(|| a.hand_out(processor)).flatten()
             {
@@ -482,27 +490,39 @@ fn apply_to(a: &mut RefAlloc, generation: usize, irps: &mut Vec<IrpState>, op: &
             a.counters.cancels += 1;
             Outcome::Cancel(true)
         }
+        Op::Cleanup => Outcome::Cleanup(cleanup(a, irps, generation)),
         Op::Close => {
             if a.closed {
                 return Outcome::Close(0);
             }
             a.closed = true;
             a.table_armed = false;
-            let cancelled = a.queue.len();
-            for id in a.queue.drain(..) {
-                irps[id] = done(Err(NtStatus::CANCELLED));
-            }
-            a.counters.cancels += cancelled as u64;
+            let cancelled = cleanup(a, irps, generation);
             a.drain_magazines();
             Outcome::Close(cancelled)
         }
-        Op::AcquireTable => Outcome::Acquire(if a.closed {
+        Op::AcquireTable => Outcome::Acquire(if a.closed || a.cleaned {
             Err(NtStatus::INVALID_DEVICE_STATE)
         } else {
             a.table_armed = true;
             Ok(())
         }),
     }
+}
+
+/// IRP_MJ_CLEANUP in the reference: every waiter cancelled, no new one; the table, the
+/// magazines and frees untouched.
+fn cleanup(a: &mut RefAlloc, irps: &mut [IrpState], generation: usize) -> usize {
+    a.cleaned = true;
+    let cancelled = a.queue.len();
+    for id in a.queue.drain(..) {
+        irps[id] = IrpState::Done {
+            generation,
+            result: Err(NtStatus::CANCELLED),
+        };
+    }
+    a.counters.cancels += cancelled as u64;
+    cancelled
 }
 
 // ----- the system under test -----
@@ -673,6 +693,7 @@ impl StateMachineTest for AllocatorMachine {
                 let id = a.queue[n];
                 Outcome::Cancel(sut.irps[id].cancel())
             }
+            Op::Cleanup => Outcome::Cleanup(sut.alloc().cleanup()),
             Op::Close => Outcome::Close(sut.alloc().close()),
             Op::AcquireTable => Outcome::Acquire(sut.alloc().acquire_function_table()),
         };
@@ -739,6 +760,7 @@ impl StateMachineTest for AllocatorMachine {
         assert_eq!(s.outstanding as usize, a.out.len(), "frames out");
         assert_eq!(s.pending as usize, a.queue.len(), "pending ALLOCs");
         assert_eq!(s.closed, a.closed);
+        assert_eq!(alloc.is_cleaned_up(), a.cleaned || a.closed, "cleaned up");
         assert_eq!(s.memory_released, a.released());
         assert_eq!(s.counters, a.counters, "counters");
         assert_eq!(alloc.framing().stride(), a.stride);

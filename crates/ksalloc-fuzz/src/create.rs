@@ -19,9 +19,9 @@
 
 use ks_abi::guid::{
     KSINTERFACESETID_STANDARD, KSMEDIUMSETID_STANDARD, KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN,
-    KSPROPSETID_CONNECTION, KSPROPSETID_PIN, KSPROPSETID_STREAM_ALLOCATOR,
+    KSPROPSETID_CONNECTION, KSPROPSETID_STREAM_ALLOCATOR,
 };
-use ks_abi::ks::{connection, pin, stream_allocator, KsAllocatorFraming};
+use ks_abi::ks::{connection, stream_allocator, KsAllocatorFraming};
 use ks_abi::{Guid, NtStatus};
 use ksalloc_core::ks::filter::DATA_RANGE;
 use ksalloc_core::ks::ObjectKind;
@@ -118,6 +118,13 @@ pub fn expected_create(
     }
 }
 
+/// Bytes of frame memory a valid allocator create named `name` asks for.
+#[must_use]
+pub fn expected_allocator_bytes(name: &[u8]) -> Option<usize> {
+    let raw = expected_allocator(name).ok()?;
+    Framing::validate(&raw).ok().map(|f| f.total_bytes())
+}
+
 /// What creating `name` relative to a pin must give.
 fn expected_allocator(name: &[u8]) -> Result<KsAllocatorFraming, NtStatus> {
     match parse(name) {
@@ -178,7 +185,7 @@ pub fn run_allocator(bytes: &[u8]) {
 }
 
 fn check_allocator(graph: &Graph, handle: &Handle, raw: &KsAllocatorFraming) {
-    let allocator = handle.object().as_allocator().expect("an allocator");
+    let allocator = handle.allocator().expect("an allocator");
     let snap = allocator.snapshot();
     assert_eq!(
         (snap.total, snap.free, snap.outstanding),
@@ -251,17 +258,7 @@ fn expected_pin(name: &[u8], taken: [bool; 2]) -> Result<u32, NtStatus> {
 }
 
 fn instances(graph: &Graph, filter: &Handle, id: u32) -> u32 {
-    let bytes = graph
-        .client
-        .get(
-            filter,
-            &KSPROPSETID_PIN,
-            pin::CINSTANCES,
-            &[id.to_le_bytes(), [0; 4]].concat(),
-            8,
-        )
-        .expect("CINSTANCES");
-    u32_at(&bytes, 4)
+    graph.client.pin_instances(filter, id).expect("CINSTANCES")
 }
 
 /// Target `create_pin`.

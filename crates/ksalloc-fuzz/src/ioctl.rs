@@ -26,7 +26,7 @@ use ks_abi::NtStatus;
 use ksalloc_model::irp::RequestorMode;
 use ksalloc_model::Handle;
 
-use crate::common::{assert_no_table_address, code_of, touch_frame, Graph, RAW_CODE};
+use crate::common::{assert_no_kernel_address, code_of, touch_frame, Graph, RAW_CODE};
 
 /// Which object of the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +165,7 @@ pub fn run(bytes: &[u8]) {
         done
     };
     if io.mode == RequestorMode::User {
-        assert_no_table_address(&graph.kernel, &irp.output(), "ks_ioctl");
+        assert_no_kernel_address(&graph.kernel, io.data, &irp.output(), "ks_ioctl");
     }
     if completion.status.is_success() {
         assert!(

@@ -10,8 +10,9 @@ use ks_abi::ioctl::{
 use ks_abi::ks::{eventf, method_type, property_type, KsAllocatorFraming};
 use ksalloc_core::ks::filter::{DATA_RANGE, PREFERRED_FRAMING};
 use ksalloc_core::ks::{sets, ObjectKind};
+use ksalloc_core::limits::MAX_ALLOCATORS_PER_PIN;
 use ksalloc_core::wire::Writer;
-use ksalloc_model::catalogue::{cases, harness_framing, FrameRef, Op as CatOp, Target};
+use ksalloc_model::catalogue::{cases, harness_framing, FrameRef, Given, Op as CatOp, Target};
 use ksalloc_model::client::{connect_bytes, create_name, framing_bytes, standard_connect};
 use ksalloc_model::irp::RequestorMode;
 use ksprobe_scenarios::wire::{Request, Response};
@@ -97,6 +98,9 @@ pub fn ks_ioctl() -> Vec<Seed> {
     for (i, case) in cases().iter().enumerate() {
         let (op, cleanup_first) = match &case.op {
             CatOp::AfterClose(inner) => (inner.as_ref(), true),
+            // The one-request target cannot close parents or spend limits first: the
+            // request itself is still a seed.
+            CatOp::Given(_, inner) => (inner.as_ref(), false),
             op => (op, false),
         };
         let (object, code, input, data, mode) = match op {
@@ -214,7 +218,10 @@ pub fn framing() -> Vec<Seed> {
 fn create_seeds(parent: Target, class: ks_abi::Guid, extra: &[Seed]) -> Vec<Seed> {
     let mut seeds = extra.to_vec();
     for (i, case) in cases().iter().enumerate() {
-        let CatOp::Create { parent: p, name } = &case.op else {
+        let CatOp::Create {
+            parent: p, name, ..
+        } = &case.op
+        else {
             continue;
         };
         if *p != parent {
@@ -335,7 +342,7 @@ fn seq_obj(t: Target) -> Option<Obj> {
 
 fn seq_op(op: &CatOp) -> Vec<Op> {
     match op {
-        CatOp::Create { parent, name } => vec![Op::Create {
+        CatOp::Create { parent, name, .. } => vec![Op::Create {
             parent: seq_obj(*parent).map_or(Parent::Device, Parent::Object),
             name: Bytes(name.clone()),
         }],
@@ -375,6 +382,40 @@ fn seq_op(op: &CatOp) -> Vec<Op> {
         }
         // The first allocator is open handle 2 in the prefix.
         CatOp::AfterClose(inner) => [vec![Op::Close { handle: 2 }], seq_op(inner)].concat(),
+        CatOp::Given(setup, inner) => [given_ops(*setup), seq_op(inner)].concat(),
+    }
+}
+
+/// Sequence operations that reach a catalogue [`Given`] state from the prefix.
+fn given_ops(setup: Given) -> Vec<Op> {
+    let small = FramingSpec::Small {
+        frames: 0,
+        size: 63,
+        align_log2: 0,
+        options: 0,
+    };
+    match setup {
+        // The sequence runs one kernel with the default budget: a 256 MiB allocator
+        // (the largest framing) on top of the prefix's is past it.
+        Given::BudgetSpent | Given::QuotaSpent => vec![Op::CreateAllocator {
+            pin: 0,
+            framing: FramingSpec::Raw(Bytes(framing_bytes(&KsAllocatorFraming {
+                options_flags: 0,
+                pool_type: 0,
+                frames: 4096,
+                frame_size: 65536,
+                file_alignment: 0,
+                reserved: 0,
+            }))),
+        }],
+        Given::PinFull => (1..MAX_ALLOCATORS_PER_PIN)
+            .map(|_| Op::CreateAllocator {
+                pin: 0,
+                framing: small.clone(),
+            })
+            .collect(),
+        // Handle 0 is the filter; pin 0 moves to index 0 once it is gone.
+        Given::ParentsClosed => vec![Op::Close { handle: 0 }, Op::Close { handle: 0 }],
     }
 }
 

@@ -14,12 +14,16 @@
 //! which pins are open on which filter and which events are enabled where. After every
 //! step: every pended ALLOC that completed did so with a frame or STATUS_CANCELLED; no
 //! frame is out twice, each lies inside live pool memory; every allocator is conserved
-//! and its snapshot (outstanding, pending, closed, memory released, allocations minus
-//! frees) equals the model; an open allocator with pending ALLOCs has no free frame;
-//! every filter's instance counts equal its open pins; the kernel's live IRPs are
-//! exactly the pending ALLOCs. Each operation's status is the documented one. At the
-//! end every handle is closed, every frame returned, every allocator's memory released
-//! and the kernel has no leak.
+//! and its snapshot (outstanding, pending, cleaned up, open until its last reference,
+//! allocations minus frees) equals the model; an open allocator with pending ALLOCs has
+//! no free frame; every open filter's instance counts equal its open pins, whatever
+//! order parents and children closed in; the kernel's live IRPs are exactly the pending
+//! ALLOCs. Each operation's status is the documented one, including the limits (ALLOC
+//! and FREE refused to user mode, at most `MAX_ALLOCATORS_PER_PIN` allocators per pin,
+//! the frame budget). The harness keeps a reference on every allocator it created, so
+//! closing an allocator's handle is IRP_MJ_CLEANUP and the function table keeps
+//! working. At the end every handle is closed, every frame returned, the references
+//! dropped (IRP_MJ_CLOSE releases the memory) and the kernel has no leak.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -38,15 +42,19 @@ use ks_abi::ks::{
 };
 use ks_abi::NtStatus;
 use ksalloc_core::ks::{KsObject, ObjectKind};
+use ksalloc_core::limits::{DEFAULT_FRAME_BUDGET, MAX_ALLOCATORS_PER_PIN};
 use ksalloc_core::pending::MAX_PENDING;
 use ksalloc_core::wire;
 use ksalloc_model::client::{create_name, framing_bytes, request};
 use ksalloc_model::driver::at_dispatch;
 use ksalloc_model::irp::RequestorMode;
-use ksalloc_model::{FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel};
+use ksalloc_model::{
+    AllocatorRef, FileRef, FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent,
+    ModelKernel,
+};
 
-use crate::common::{assert_no_table_address, touch_frame};
-use crate::create::expected_create;
+use crate::common::{assert_no_kernel_address, touch_frame};
+use crate::create::{expected_allocator_bytes, expected_create};
 
 /// Most operations one input runs.
 pub const MAX_OPS: usize = 64;
@@ -514,15 +522,26 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
 struct Open {
     handle: Handle,
     kind: ObjectKind,
+    /// Unique among the world's objects.
+    id: u64,
+    /// A pin's filter, by id (the filter's handle may be closed already).
+    filter: Option<u64>,
+    /// A pin's factory.
+    pin_factory: Option<u32>,
     /// Index into `World::allocators` for an allocator.
     allocator: Option<usize>,
 }
 
 struct AllocatorModel {
-    /// A kernel client's reference: the engine stays reachable after its handle closes,
-    /// so frames still out can come home at the end.
-    keeper: Handle,
+    /// A kernel client's reference: the engine stays open after its handle closes
+    /// (CLEANUP only), so frames still out can come home at the end.
+    keeper: FileRef,
+    /// Its handle is closed (IRP_MJ_CLEANUP ran).
     closed: bool,
+    /// Its pin, by id.
+    pin: u64,
+    /// Bytes of frame memory charged to the budget.
+    bytes: usize,
     total: u32,
     frame_size: usize,
     align: usize,
@@ -560,6 +579,7 @@ struct World {
     pending: Vec<Pending>,
     tables: Vec<Table>,
     events: Vec<EventModel>,
+    next_id: u64,
 }
 
 const fn mode(user: bool) -> RequestorMode {
@@ -601,6 +621,7 @@ impl World {
             pending: Vec::new(),
             tables: Vec::new(),
             events: Vec::new(),
+            next_id: 0,
         }
     }
 
@@ -611,12 +632,8 @@ impl World {
         (!of_kind.is_empty()).then(|| of_kind[usize::from(nth) % of_kind.len()])
     }
 
-    fn engine(&self, a: usize) -> &ksalloc_core::Allocator<ModelKernel> {
-        self.allocators[a]
-            .keeper
-            .object()
-            .as_allocator()
-            .expect("allocator")
+    fn engine(&self, a: usize) -> AllocatorRef {
+        self.allocators[a].keeper.allocator().expect("allocator")
     }
 
     fn out_count(&self, a: usize) -> u32 {
@@ -627,13 +644,13 @@ impl World {
         u32::try_from(self.pending.iter().filter(|p| p.allocator == a).count()).expect("small")
     }
 
-    /// Pin factories of `filter` that have an open pin.
-    fn taken(&self, filter: &Handle) -> [bool; 2] {
+    /// Pin factories of the filter `filter` that have an open pin.
+    fn taken(&self, filter: u64) -> [bool; 2] {
         let mut taken = [false; 2];
         for open in &self.open {
-            if let KsObject::Pin(pin) = open.handle.object() {
-                if open.handle.parent().is_some_and(|p| Arc::ptr_eq(p, filter)) {
-                    taken[pin.id() as usize] = true;
+            if let (Some(f), Some(id)) = (open.filter, open.pin_factory) {
+                if f == filter {
+                    taken[id as usize] = true;
                 }
             }
         }
@@ -701,13 +718,22 @@ impl World {
         }
     }
 
-    fn push_open(&mut self, handle: Handle) {
-        let kind = handle.object().kind();
-        let allocator = handle.object().as_allocator().map(|engine| {
+    fn push_open(&mut self, handle: Handle, parent: Option<u64>) {
+        let object = handle.object();
+        let kind = object.kind();
+        let id = self.next_id;
+        self.next_id += 1;
+        let pin_factory = match &*object {
+            KsObject::Pin(pin, _) => Some(pin.id()),
+            _ => None,
+        };
+        let allocator = object.as_allocator().map(|engine| {
             let framing = engine.framing();
             self.allocators.push(AllocatorModel {
-                keeper: Arc::clone(&handle),
+                keeper: self.driver.reference(&handle),
                 closed: false,
+                pin: parent.expect("an allocator has a pin"),
+                bytes: framing.total_bytes(),
                 total: framing.frames(),
                 frame_size: framing.frame_size(),
                 align: framing.align(),
@@ -716,21 +742,45 @@ impl World {
             });
             self.allocators.len() - 1
         });
+        drop(object);
         self.open.push(Open {
             handle,
             kind,
+            id,
+            filter: parent.filter(|_| kind == ObjectKind::Pin),
+            pin_factory,
             allocator,
         });
     }
 
+    /// The documented refusal of an allocator create on pin `pin` that passed every
+    /// input check: the per-pin cap first, then the driver's frame budget.
+    fn allocator_limits(&self, pin: u64, name: &[u8]) -> Result<(), NtStatus> {
+        let on_pin = self.allocators.iter().filter(|m| m.pin == pin).count();
+        if on_pin >= MAX_ALLOCATORS_PER_PIN as usize {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        let in_use: usize = self.allocators.iter().map(|m| m.bytes).sum();
+        let bytes = expected_allocator_bytes(name).expect("a valid allocator create");
+        if in_use + bytes > DEFAULT_FRAME_BUDGET {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        Ok(())
+    }
+
     fn create(&mut self, parent: Option<usize>, name: &[u8]) {
-        let parent_handle = parent.map(|p| Arc::clone(&self.open[p].handle));
         let parent_kind = parent.map(|p| self.open[p].kind);
-        let taken = parent_handle.as_ref().map_or([false; 2], |h| self.taken(h));
-        let expected = expected_create(parent_kind, name, taken);
-        let created = self.driver.create(parent_handle.as_ref(), name);
+        let parent_id = parent.map(|p| self.open[p].id);
+        let taken = parent_id.map_or([false; 2], |f| self.taken(f));
+        let mut expected = expected_create(parent_kind, name, taken);
+        if let (Ok(()), Some(ObjectKind::Pin), Some(pin)) = (expected, parent_kind, parent_id) {
+            expected = self.allocator_limits(pin, name);
+        }
+        let created = self
+            .driver
+            .create(parent.map(|p| &*self.open[p].handle), name);
         match (created, expected) {
-            (Ok(handle), Ok(())) => self.push_open(handle),
+            (Ok(handle), Ok(())) => self.push_open(handle, parent_id),
             (Err(got), Err(want)) => assert_eq!(got, want, "create status"),
             (Ok(_), Err(want)) => panic!("create succeeded, documented {want:?}"),
             (Err(got), Ok(())) => panic!("create failed with {got:?}, documented success"),
@@ -752,7 +802,7 @@ impl World {
             }
         }
         if user {
-            assert_no_table_address(&self.kernel, &irp.output(), "request_sequence");
+            assert_no_kernel_address(&self.kernel, data, &irp.output(), "request_sequence");
         }
         irp
     }
@@ -830,7 +880,7 @@ impl World {
                     .driver
                     .create(None, &create_name(&KSNAME_FILTER, None))
                     .expect("a filter opens");
-                self.push_open(handle);
+                self.push_open(handle, None);
             }
             Op::CreatePin { filter, pin_id } => {
                 let Some(f) = self.pick(ObjectKind::Filter, *filter) else {
@@ -951,13 +1001,9 @@ impl World {
                 let a = self.tables[t].allocator;
                 let result = self.tables[t].table.allocate_at_dispatch();
                 let free = self.allocators[a].total - self.out_count(a);
-                if self.allocators[a].closed {
-                    assert_eq!(
-                        result,
-                        Err(NtStatus::INVALID_DEVICE_STATE),
-                        "table after close"
-                    );
-                } else if free > 0 && self.pending_count(a) == 0 {
+                // The table works after the handle's close (CLEANUP): the harness's
+                // reference keeps the allocator from IRP_MJ_CLOSE.
+                if free > 0 && self.pending_count(a) == 0 {
                     let address = result.expect("a free frame and no waiter: AllocateFrame");
                     self.register_out(a, address);
                 } else {
@@ -1004,7 +1050,13 @@ impl World {
                     &[0; 8],
                     *user,
                 );
-                if free > 0 && waiting == 0 {
+                if *user {
+                    assert_eq!(
+                        completed(&irp).status,
+                        NtStatus::INVALID_DEVICE_REQUEST,
+                        "ALLOC from a user requestor"
+                    );
+                } else if free > 0 && waiting == 0 {
                     assert_eq!(
                         completed(&irp).status,
                         NtStatus::SUCCESS,
@@ -1044,7 +1096,13 @@ impl World {
                     *user,
                 );
                 let status = completed(&irp).status;
-                if expected {
+                if *user {
+                    assert_eq!(
+                        status,
+                        NtStatus::INVALID_DEVICE_REQUEST,
+                        "FREE from a user requestor"
+                    );
+                } else if expected {
                     assert_eq!(status, NtStatus::SUCCESS, "FREE of a frame that is out");
                     self.after_free(a, address, &signals);
                 } else {
@@ -1227,11 +1285,14 @@ impl World {
             assert_eq!(snap.total, model.total);
             assert_eq!(snap.outstanding, out, "allocator {a} outstanding: {snap:?}");
             assert_eq!(snap.pending, self.pending_count(a), "allocator {a} pending");
-            assert_eq!(snap.closed, model.closed, "allocator {a} closed");
+            assert!(
+                !snap.closed && !snap.memory_released,
+                "allocator {a} closed under a reference: {snap:?}"
+            );
             assert_eq!(
-                snap.memory_released,
-                model.closed && out == 0,
-                "allocator {a} memory released: {snap:?}"
+                self.engine(a).is_cleaned_up(),
+                model.closed,
+                "allocator {a} cleaned up"
             );
             assert_eq!(
                 snap.counters.allocations - snap.counters.frees,
@@ -1245,25 +1306,13 @@ impl World {
                 );
             }
         }
-        // Pin instances: each filter reachable from an open handle counts its open pins.
-        let mut filters: Vec<Handle> = Vec::new();
-        for open in &self.open {
-            let filter = match open.kind {
-                ObjectKind::Filter => Some(&open.handle),
-                ObjectKind::Pin => open.handle.parent(),
-                ObjectKind::Allocator => None,
+        // Pin instances: each open filter counts its open pins.
+        for open in self.open.iter().filter(|o| o.kind == ObjectKind::Filter) {
+            let object = open.handle.object();
+            let KsObject::Filter(filter) = &*object else {
+                panic!("a filter handle's object is not a filter");
             };
-            if let Some(f) = filter {
-                if !filters.iter().any(|x| Arc::ptr_eq(x, f)) {
-                    filters.push(Arc::clone(f));
-                }
-            }
-        }
-        for f in &filters {
-            let KsObject::Filter(filter) = f.object() else {
-                panic!("a pin's parent is not a filter");
-            };
-            let taken = self.taken(f);
+            let taken = self.taken(open.id);
             for id in 0..2u32 {
                 assert_eq!(
                     filter.instances(id),
@@ -1284,17 +1333,25 @@ impl World {
             "ALLOCs still pended after every close"
         );
         for (a, address) in std::mem::take(&mut self.outstanding) {
-            at_dispatch(|| self.engine(a).free(address)).expect("returning a frame at the end");
+            let engine = self.engine(a);
+            at_dispatch(|| engine.free(address)).expect("returning a frame at the end");
         }
         for a in 0..self.allocators.len() {
             let snap = self.engine(a).snapshot();
             assert!(
-                snap.memory_released && snap.conserved(),
-                "allocator {a} after the end: {snap:?}"
+                snap.conserved() && snap.free == snap.total && !snap.memory_released,
+                "allocator {a} after the end, before its CLOSE: {snap:?}"
             );
         }
+        // The last references go: IRP_MJ_CLOSE of each allocator releases its memory
+        // (the leak check below sees it) and its budget charge.
         self.tables.clear();
         self.allocators.clear();
+        assert_eq!(
+            self.kernel.frame_budget().in_use(),
+            0,
+            "frame budget given back at CLOSE"
+        );
         for e in std::mem::take(&mut self.events) {
             self.kernel.close_event_handle(e.handle);
         }
@@ -1406,8 +1463,13 @@ mod sensitivity {
         must_panic(
             || {
                 let mut world = world_after_prefix();
-                // Forget the pin 0 handle without closing it: the filter still counts it.
-                world.open.remove(1);
+                // Forget which filter the pin belongs to: the filter still counts it.
+                let pin = world
+                    .open
+                    .iter_mut()
+                    .find(|o| o.kind == ObjectKind::Pin)
+                    .expect("the prefix opens a pin");
+                pin.filter = None;
                 world.check();
             },
             "pin instances",

@@ -262,3 +262,65 @@ fn function_table_call_has_provenance() {
     drop(table);
     graph.teardown();
 }
+
+mod kernel_address_check {
+    //! `assert_no_kernel_address` judges what the driver wrote, not what the caller sent.
+
+    use ks_abi::guid::KSPROPSETID_STREAM_ALLOCATOR;
+    use ks_abi::ioctl::IOCTL_KS_PROPERTY;
+    use ks_abi::ks::{property_type, stream_allocator};
+    use ks_abi::NtStatus;
+    use ksalloc_core::Platform;
+    use ksalloc_model::client::request;
+    use ksalloc_model::RequestorMode;
+
+    use crate::common::{assert_no_kernel_address, Graph};
+
+    #[test]
+    fn addresses_the_caller_planted_and_the_driver_left_alone_are_not_a_leak() {
+        let graph = Graph::new();
+        let [allocate, free] = graph.kernel.function_table();
+        // What libFuzzer learnt from the old whole-buffer scan: the table's addresses,
+        // planted in the data buffer of a request the driver refuses.
+        let sent = [allocate.to_le_bytes(), free.to_le_bytes()].concat();
+        let irp = graph.client.driver().device_control(
+            &graph.allocator,
+            IOCTL_KS_PROPERTY,
+            &request(
+                &KSPROPSETID_STREAM_ALLOCATOR,
+                stream_allocator::PROPERTY_FUNCTIONTABLE,
+                property_type::GET,
+                &[],
+            ),
+            &sent,
+            RequestorMode::User,
+        );
+        assert_eq!(
+            irp.completion().map(|c| c.status),
+            Some(NtStatus::INVALID_DEVICE_REQUEST)
+        );
+        let received = irp.output();
+        assert!(
+            received.windows(8).any(|w| w == allocate.to_le_bytes()),
+            "the old check scanned these echoed bytes and reported a leak"
+        );
+        assert_no_kernel_address(&graph.kernel, &sent, &received, "echo");
+        graph.teardown();
+    }
+
+    #[test]
+    fn a_frame_address_the_driver_wrote_is_caught() {
+        let graph = Graph::new();
+        let frame = ksalloc_model::driver::at_dispatch(|| graph.engine().table_allocate())
+            .expect("a free frame");
+        let sent = [0u8; 16];
+        let mut received = sent;
+        received[3..11].copy_from_slice(&frame.to_le_bytes());
+        let caught = std::panic::catch_unwind(|| {
+            assert_no_kernel_address(&graph.kernel, &sent, &received, "leak");
+        });
+        assert!(caught.is_err(), "a frame address in driver-written bytes");
+        ksalloc_model::driver::at_dispatch(|| graph.engine().free(frame)).expect("held");
+        graph.teardown();
+    }
+}

@@ -22,6 +22,7 @@ use ks_abi::ks::{
 };
 use ks_abi::{Guid, NtStatus};
 use ksalloc_core::ks::filter::DATA_RANGE;
+use ksalloc_core::limits::{DEFAULT_FRAME_BUDGET, MAX_ALLOCATORS_PER_PIN};
 use ksalloc_core::wire::Writer;
 use ksalloc_core::Snapshot;
 
@@ -68,6 +69,8 @@ pub enum Op {
         parent: Target,
         /// File name bytes (UTF-16LE plus appended parameters).
         name: Vec<u8>,
+        /// `Irp->RequestorMode` of the create.
+        mode: RequestorMode,
     },
     /// IRP_MJ_DEVICE_CONTROL.
     Ioctl {
@@ -84,8 +87,27 @@ pub enum Op {
     },
     /// KSMETHOD_STREAMALLOCATOR_FREE of this frame, from a kernel requestor.
     Free(FrameRef),
-    /// The allocator's handle is closed (cleanup) first, then the inner op runs.
+    /// The allocator's last handle is closed first (IRP_MJ_CLEANUP; the harness's table
+    /// reference keeps it from IRP_MJ_CLOSE), then the inner op runs: every IRP-based
+    /// request is refused from then on.
     AfterClose(Box<Self>),
+    /// The harness is brought to a state first (a limit reached, parents closed), then
+    /// the inner op runs.
+    Given(Given, Box<Self>),
+}
+
+/// A state [`Op::Given`] sets up before its op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Given {
+    /// The driver's frame budget is spent (its limit set to what is in use).
+    BudgetSpent,
+    /// The user process's pool quota is spent (set to what it has charged).
+    QuotaSpent,
+    /// Pin 0 has `MAX_ALLOCATORS_PER_PIN` live allocators.
+    PinFull,
+    /// The filter's and pin 0's handles are closed (their objects' CLOSE ran); the
+    /// allocator on pin 0 stays.
+    ParentsClosed,
 }
 
 /// One catalogue entry.
@@ -104,7 +126,10 @@ pub struct Case {
 /// A handle value no event has.
 const BAD_HANDLE: usize = 0xDEAD_0000;
 
-const fn framing(frames: u32, frame_size: u32) -> KsAllocatorFraming {
+/// A non-paged framing of `frames` x `frame_size` bytes, 64-byte aligned, no options:
+/// what the catalogue and the lifetime tests create allocators with.
+#[must_use]
+pub const fn framing(frames: u32, frame_size: u32) -> KsAllocatorFraming {
     KsAllocatorFraming {
         options_flags: 0,
         pool_type: pool_type::NON_PAGED,
@@ -126,7 +151,15 @@ fn utf16(text: &str) -> Vec<u8> {
 }
 
 const fn create(parent: Target, name: Vec<u8>) -> Op {
-    Op::Create { parent, name }
+    Op::Create {
+        parent,
+        name,
+        mode: RequestorMode::Kernel,
+    }
+}
+
+fn given(setup: Given, op: Op) -> Op {
+    Op::Given(setup, Box::new(op))
 }
 
 fn pin_create(connect: &KsPinConnect, format: &KsDataFormat) -> Op {
@@ -947,11 +980,93 @@ pub fn cases() -> Vec<Case> {
             S::INVALID_DEVICE_STATE,
         ),
         case(
-            "closed: double free",
+            "closed: FREE method",
             Op::AfterClose(Box::new(Op::Free(FrameRef::Returned))),
+            S::INVALID_DEVICE_STATE,
+        ),
+        // ---- user-mode requestors: no kernel address, no unbounded pool ----
+        case(
+            "user: ALLOC method (a frame is a kernel address)",
+            ioctl(
+                Target::Allocator,
+                IOCTL_KS_METHOD,
+                request(
+                    &KSMETHODSETID_STREAM_ALLOCATOR,
+                    stream_allocator::METHOD_ALLOC,
+                    method_type::WRITE,
+                    &[],
+                ),
+                8,
+                User,
+            ),
+            S::INVALID_DEVICE_REQUEST,
+        ),
+        case(
+            "user: FREE method",
+            Op::Ioctl {
+                target: Target::Allocator,
+                code: IOCTL_KS_METHOD,
+                input: request(
+                    &KSMETHODSETID_STREAM_ALLOCATOR,
+                    stream_allocator::METHOD_FREE,
+                    method_type::READ,
+                    &[],
+                ),
+                data: vec![0; 8],
+                mode: User,
+            },
+            S::INVALID_DEVICE_REQUEST,
+        ),
+        case(
+            "user: allocator create past the driver's frame budget",
+            given(Given::BudgetSpent, user_alloc_create()),
+            S::INSUFFICIENT_RESOURCES,
+        ),
+        case(
+            "user: allocator create past the process's pool quota",
+            given(Given::QuotaSpent, user_alloc_create()),
+            S::INSUFFICIENT_RESOURCES,
+        ),
+        case(
+            "pin: one allocator more than MAX_ALLOCATORS_PER_PIN",
+            given(
+                Given::PinFull,
+                alloc_create(&framing_bytes(&harness_framing())),
+            ),
+            S::INSUFFICIENT_RESOURCES,
+        ),
+        // ---- parents closed first: the children do not need them ----
+        sized(
+            "parent closed first: allocator STATUS after its pin and filter closed",
+            given(
+                Given::ParentsClosed,
+                property(
+                    Target::Allocator,
+                    alloc_set,
+                    stream_allocator::PROPERTY_STATUS,
+                    get,
+                    &[],
+                    32,
+                ),
+            ),
+            S::SUCCESS,
+            32,
+        ),
+        case(
+            "parent closed first: FREE of a frame that is not out",
+            given(Given::ParentsClosed, Op::Free(FrameRef::Returned)),
             S::INVALID_PARAMETER,
         ),
     ]
+}
+
+/// A user-mode allocator create on pin 0 with the harness's framing.
+fn user_alloc_create() -> Op {
+    Op::Create {
+        parent: Target::Pin,
+        name: create_name(&KSNAME_ALLOCATOR, Some(&framing_bytes(&harness_framing()))),
+        mode: RequestorMode::User,
+    }
 }
 
 /// Everything a case must leave as it found it.
@@ -967,9 +1082,11 @@ struct Observed {
 
 struct Harness {
     client: KsClient,
-    filter: Handle,
-    pin: Handle,
+    filter: Option<Handle>,
+    pin: Option<Handle>,
     allocator: Handle,
+    /// Allocators [`Given::PinFull`] added on pin 0.
+    extra: Vec<Handle>,
     other_pin: Handle,
     other: Handle,
     held: usize,
@@ -1008,9 +1125,10 @@ impl Harness {
         let handle = client.driver().kernel().event_handle(&event);
         Ok(Self {
             client,
-            filter,
-            pin,
+            filter: Some(filter),
+            pin: Some(pin),
             allocator,
+            extra: Vec::new(),
             other_pin,
             other,
             held,
@@ -1023,10 +1141,38 @@ impl Harness {
     const fn handle(&self, target: Target) -> Option<&Handle> {
         match target {
             Target::Device => None,
-            Target::Filter => Some(&self.filter),
-            Target::Pin => Some(&self.pin),
+            Target::Filter => self.filter.as_ref(),
+            Target::Pin => self.pin.as_ref(),
             Target::Allocator => Some(&self.allocator),
         }
+    }
+
+    /// Brings the harness to `setup` (before the "before" state is read).
+    fn prepare(&mut self, setup: Given) -> Result<(), String> {
+        let kernel = self.client.driver().kernel().clone();
+        match setup {
+            Given::BudgetSpent => {
+                let budget = kernel.frame_budget();
+                budget.set_limit(budget.in_use());
+            }
+            Given::QuotaSpent => kernel.set_process_quota(Some(kernel.process_quota_used())),
+            Given::PinFull => {
+                let pin = self.pin.as_ref().ok_or("no pin")?;
+                while self.extra.len() + 1 < MAX_ALLOCATORS_PER_PIN as usize {
+                    let extra = self
+                        .client
+                        .create_allocator(pin, &harness_framing())
+                        .map_err(|s| format!("harness: allocator {}: {s:?}", self.extra.len()))?;
+                    self.extra.push(extra);
+                }
+            }
+            Given::ParentsClosed => {
+                for handle in [self.pin.take(), self.filter.take()].into_iter().flatten() {
+                    self.client.close(handle);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn state(&self) -> Observed {
@@ -1037,30 +1183,27 @@ impl Harness {
             .map(ksalloc_core::Allocator::snapshot)
             .expect("allocator");
         let c = snap.counters;
-        let pin_state = self
-            .client
-            .get(
-                &self.pin,
-                &KSPROPSETID_CONNECTION,
-                connection::PROPERTY_STATE,
-                &[],
-                4,
-            )
-            .unwrap_or_default();
-        let instances = [0u32, 1]
-            .iter()
-            .flat_map(|&id| {
-                self.client
-                    .get(
-                        &self.filter,
-                        &KSPROPSETID_PIN,
-                        pin::CINSTANCES,
-                        &pin_id(id),
-                        8,
-                    )
-                    .unwrap_or_default()
-            })
-            .collect();
+        let pin_state = self.pin.as_ref().map_or_else(Vec::new, |p| {
+            self.client
+                .get(
+                    p,
+                    &KSPROPSETID_CONNECTION,
+                    connection::PROPERTY_STATE,
+                    &[],
+                    4,
+                )
+                .unwrap_or_default()
+        });
+        let instances = self.filter.as_ref().map_or_else(Vec::new, |f| {
+            [0u32, 1]
+                .iter()
+                .flat_map(|&id| {
+                    self.client
+                        .get(f, &KSPROPSETID_PIN, pin::CINSTANCES, &pin_id(id), 8)
+                        .unwrap_or_default()
+                })
+                .collect()
+        });
         let kernel = self.client.driver().kernel();
         Observed {
             allocator: (
@@ -1097,8 +1240,9 @@ impl Harness {
     /// Runs `op`: its status and Information.
     fn run(&self, op: &Op) -> (NtStatus, usize) {
         match op {
-            Op::Create { parent, name } => {
-                match self.client.driver().create(self.handle(*parent), name) {
+            Op::Create { parent, name, mode } => {
+                let parent = self.handle(*parent).map(|h| &**h);
+                match self.client.driver().create_as(parent, name, *mode) {
                     Ok(handle) => {
                         // Unexpected success: close it so the leak check stays meaningful.
                         self.client.close(handle);
@@ -1134,7 +1278,7 @@ impl Harness {
                 (done.status, done.information)
             }
             Op::Free(which) => (self.client.free(&self.allocator, self.frame(*which)), 0),
-            Op::AfterClose(inner) => self.run(inner),
+            Op::AfterClose(inner) | Op::Given(_, inner) => self.run(inner),
         }
     }
 
@@ -1145,19 +1289,33 @@ impl Harness {
         }
         // The allocator may be closed (AfterClose): return the frame through the
         // engine directly, as a table client still holding the file object would.
-        let allocator = self.allocator.object().as_allocator().expect("allocator");
-        crate::driver::at_dispatch(|| allocator.free(self.held))
-            .map_err(|s| format!("teardown free: {s:?}"))?;
+        {
+            let object = self.allocator.object();
+            let allocator = object.as_allocator().expect("allocator");
+            crate::driver::at_dispatch(|| allocator.free(self.held))
+                .map_err(|s| format!("teardown free: {s:?}"))?;
+        }
         let kernel = self.client.driver().kernel().clone();
         kernel.close_event_handle(self.spare_event.0);
+        for handle in self.extra {
+            self.client.close(handle);
+        }
         for handle in [
-            self.other,
-            self.other_pin,
-            self.allocator,
+            Some(self.other),
+            Some(self.other_pin),
+            Some(self.allocator),
             self.pin,
             self.filter,
-        ] {
+        ]
+        .into_iter()
+        .flatten()
+        {
             self.client.close(handle);
+        }
+        kernel.frame_budget().set_limit(DEFAULT_FRAME_BUDGET);
+        kernel.set_process_quota(None);
+        if kernel.frame_budget().in_use() != 0 || kernel.process_quota_used() != 0 {
+            return Err("budget or quota still charged after teardown".to_string());
         }
         std::panic::catch_unwind(|| kernel.assert_no_leaks())
             .map_err(|_| "leak after teardown".to_string())
@@ -1170,9 +1328,11 @@ impl Harness {
 /// # Errors
 /// A description of the first thing that did not hold.
 pub fn run(case: &Case) -> Result<(), String> {
-    let harness = Harness::new()?;
-    if matches!(case.op, Op::AfterClose(_)) {
-        harness.allocator.object().cleanup();
+    let mut harness = Harness::new()?;
+    match &case.op {
+        Op::AfterClose(_) => harness.allocator.object().cleanup(),
+        Op::Given(setup, _) => harness.prepare(*setup)?,
+        _ => {}
     }
     let before = harness.state();
     let (status, information) = harness.run(&case.op);

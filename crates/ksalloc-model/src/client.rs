@@ -8,14 +8,14 @@ use std::ffi::c_void;
 
 use ks_abi::guid::{
     KSEVENTSETID_STREAM_ALLOCATOR, KSINTERFACESETID_STANDARD, KSMEDIUMSETID_STANDARD,
-    KSMETHODSETID_STREAM_ALLOCATOR, KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN,
+    KSMETHODSETID_STREAM_ALLOCATOR, KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN, KSPROPSETID_PIN,
     KSPROPSETID_STREAM_ALLOCATOR,
 };
 use ks_abi::ioctl::{
     IOCTL_KS_DISABLE_EVENT, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_PROPERTY,
 };
 use ks_abi::ks::{
-    event_type, eventf, method_type, property_type, stream_allocator, KsAllocatorFraming,
+    event_type, eventf, method_type, pin, property_type, stream_allocator, KsAllocatorFraming,
     KsDataFormat, KsIdentifier, KsPinConnect, KsPriority, KsStreamAllocatorStatus,
     PfnAllocatorAllocateFrame, PfnAllocatorFreeFrame, KSPRIORITY_NORMAL,
 };
@@ -23,7 +23,7 @@ use ks_abi::{Guid, NtStatus};
 use ksalloc_core::ks::filter::DATA_RANGE;
 use ksalloc_core::wire::{self, Writer};
 
-use crate::driver::{at_dispatch, Handle, ModelDriver};
+use crate::driver::{at_dispatch, FileRef, Handle, ModelDriver};
 use crate::irp::{Irp, RequestorMode};
 
 /// UTF-16LE bytes of `\{GUID}` followed, if `params` is `Some`, by `\` and the bytes.
@@ -98,12 +98,15 @@ pub fn connect_bytes(connect: &KsPinConnect, format: &KsDataFormat) -> Vec<u8> {
     bytes
 }
 
-/// The function table a kernel client got from FUNCTIONTABLE, with the allocator file
-/// object it must pass (and keeps referenced).
+/// The function table a kernel client got from FUNCTIONTABLE.
+///
+/// It holds the allocator file object it must pass, referenced
+/// (`ObReferenceObjectByHandle`): the table works past the handle's close
+/// (IRP_MJ_CLEANUP) until this reference goes (IRP_MJ_CLOSE).
 pub struct FunctionTable {
     allocate: PfnAllocatorAllocateFrame,
     free: PfnAllocatorFreeFrame,
-    file: Handle,
+    file: FileRef,
 }
 
 impl FunctionTable {
@@ -115,12 +118,7 @@ impl FunctionTable {
         let mut frame: *mut c_void = std::ptr::null_mut();
         // SAFETY: `allocate` is the driver's routine from FUNCTIONTABLE; the file object
         // is kept alive by `self.file`, and `frame` is a valid out pointer.
-        let status = unsafe {
-            (self.allocate)(
-                std::sync::Arc::as_ptr(&self.file).cast_mut().cast(),
-                &raw mut frame,
-            )
-        };
+        let status = unsafe { (self.allocate)(self.file.as_ptr(), &raw mut frame) };
         if status == NtStatus::SUCCESS {
             Ok(frame as usize)
         } else {
@@ -132,10 +130,7 @@ impl FunctionTable {
     pub fn free(&self, frame: usize) {
         // SAFETY: as in `allocate`; the routine checks the frame itself.
         unsafe {
-            (self.free)(
-                std::sync::Arc::as_ptr(&self.file).cast_mut().cast(),
-                frame as *mut c_void,
-            );
+            (self.free)(self.file.as_ptr(), frame as *mut c_void);
         }
     }
 
@@ -150,6 +145,12 @@ impl FunctionTable {
     /// `FreeFrame` at DISPATCH_LEVEL.
     pub fn free_at_dispatch(&self, frame: usize) {
         at_dispatch(|| self.free(frame));
+    }
+
+    /// The allocator file object the table is used with.
+    #[must_use]
+    pub const fn file(&self) -> &FileRef {
+        &self.file
     }
 }
 
@@ -194,14 +195,15 @@ impl KsClient {
     /// # Errors
     /// The create status.
     pub fn open_filter(&self) -> Result<Handle, NtStatus> {
-        self.driver.create(None, &create_name(&KSNAME_FILTER, None))
+        self.driver
+            .create_as(None, &create_name(&KSNAME_FILTER, None), self.mode)
     }
 
     /// `KsCreatePin` with a standard streaming connection and the filter's data range.
     ///
     /// # Errors
     /// The create status.
-    pub fn create_pin(&self, filter: &Handle, pin_id: u32) -> Result<Handle, NtStatus> {
+    pub fn create_pin(&self, filter: &FileRef, pin_id: u32) -> Result<Handle, NtStatus> {
         self.create_pin_with(filter, &standard_connect(pin_id), &DATA_RANGE)
     }
 
@@ -211,13 +213,14 @@ impl KsClient {
     /// The create status.
     pub fn create_pin_with(
         &self,
-        filter: &Handle,
+        filter: &FileRef,
         connect: &KsPinConnect,
         format: &KsDataFormat,
     ) -> Result<Handle, NtStatus> {
-        self.driver.create(
+        self.driver.create_as(
             Some(filter),
             &create_name(&KSNAME_PIN, Some(&connect_bytes(connect, format))),
+            self.mode,
         )
     }
 
@@ -227,18 +230,19 @@ impl KsClient {
     /// The create status.
     pub fn create_allocator(
         &self,
-        pin: &Handle,
+        pin: &FileRef,
         framing: &KsAllocatorFraming,
     ) -> Result<Handle, NtStatus> {
-        self.driver.create(
+        self.driver.create_as(
             Some(pin),
             &create_name(&KSNAME_ALLOCATOR, Some(&framing_bytes(framing))),
+            self.mode,
         )
     }
 
     /// Sends an IOCTL; returns the IRP (completed unless it pended).
     #[must_use]
-    pub fn ioctl(&self, file: &Handle, code: u32, input: &[u8], data: &[u8]) -> Irp {
+    pub fn ioctl(&self, file: &FileRef, code: u32, input: &[u8], data: &[u8]) -> Irp {
         self.driver
             .device_control(file, code, input, data, self.mode)
     }
@@ -252,7 +256,7 @@ impl KsClient {
     /// If the property pended (properties never do).
     pub fn get(
         &self,
-        file: &Handle,
+        file: &FileRef,
         set: &Guid,
         id: u32,
         extra: &[u8],
@@ -274,7 +278,7 @@ impl KsClient {
 
     /// A property SET of `value`: the completion status.
     #[must_use]
-    pub fn set(&self, file: &Handle, set: &Guid, id: u32, extra: &[u8], value: &[u8]) -> NtStatus {
+    pub fn set(&self, file: &FileRef, set: &Guid, id: u32, extra: &[u8], value: &[u8]) -> NtStatus {
         let irp = self.ioctl(
             file,
             IOCTL_KS_PROPERTY,
@@ -284,13 +288,28 @@ impl KsClient {
         status_of(&irp)
     }
 
+    /// KSPROPERTY_PIN_CINSTANCES of pin factory `id` on `filter`: the instances open now.
+    ///
+    /// # Errors
+    /// The completion status when it is not success.
+    pub fn pin_instances(&self, filter: &FileRef, id: u32) -> Result<u32, NtStatus> {
+        let bytes = self.get(
+            filter,
+            &KSPROPSETID_PIN,
+            pin::CINSTANCES,
+            &[id.to_le_bytes(), [0; 4]].concat(),
+            8,
+        )?;
+        wire::u32_at(&bytes, 4).ok_or(NtStatus::INVALID_PARAMETER)
+    }
+
     /// KSPROPERTY_STREAMALLOCATOR_STATUS.
     ///
     /// # Errors
     /// The completion status when it is not success.
     pub fn allocator_status(
         &self,
-        allocator: &Handle,
+        allocator: &FileRef,
     ) -> Result<KsStreamAllocatorStatus, NtStatus> {
         let bytes = self.get(
             allocator,
@@ -312,7 +331,7 @@ impl KsClient {
     ///
     /// # Errors
     /// The completion status when it is not success.
-    pub fn function_table(&self, allocator: &Handle) -> Result<FunctionTable, NtStatus> {
+    pub fn function_table(&self, allocator: &FileRef) -> Result<FunctionTable, NtStatus> {
         let bytes = self.get(
             allocator,
             &KSPROPSETID_STREAM_ALLOCATOR,
@@ -338,13 +357,13 @@ impl KsClient {
         Ok(FunctionTable {
             allocate,
             free,
-            file: std::sync::Arc::clone(allocator),
+            file: self.driver.reference(allocator),
         })
     }
 
     /// KSMETHOD_STREAMALLOCATOR_ALLOC: the IRP, completed or pending.
     #[must_use]
-    pub fn alloc(&self, allocator: &Handle) -> Irp {
+    pub fn alloc(&self, allocator: &FileRef) -> Irp {
         let method = request(
             &KSMETHODSETID_STREAM_ALLOCATOR,
             stream_allocator::METHOD_ALLOC,
@@ -356,7 +375,7 @@ impl KsClient {
 
     /// KSMETHOD_STREAMALLOCATOR_FREE.
     #[must_use]
-    pub fn free(&self, allocator: &Handle, frame: usize) -> NtStatus {
+    pub fn free(&self, allocator: &FileRef, frame: usize) -> NtStatus {
         let method = request(
             &KSMETHODSETID_STREAM_ALLOCATOR,
             stream_allocator::METHOD_FREE,
@@ -377,7 +396,7 @@ impl KsClient {
 
     /// Enables KSEVENT_STREAMALLOCATOR_FREEFRAME on an event handle.
     #[must_use]
-    pub fn enable_free_frame(&self, allocator: &Handle, event_handle: usize) -> NtStatus {
+    pub fn enable_free_frame(&self, allocator: &FileRef, event_handle: usize) -> NtStatus {
         let event = request(
             &KSEVENTSETID_STREAM_ALLOCATOR,
             stream_allocator::EVENT_FREEFRAME,
@@ -394,7 +413,7 @@ impl KsClient {
 
     /// Disables it again.
     #[must_use]
-    pub fn disable_free_frame(&self, allocator: &Handle, event_handle: usize) -> NtStatus {
+    pub fn disable_free_frame(&self, allocator: &FileRef, event_handle: usize) -> NtStatus {
         status_of(&self.ioctl(
             allocator,
             IOCTL_KS_DISABLE_EVENT,
@@ -403,8 +422,14 @@ impl KsClient {
         ))
     }
 
-    /// Closes a handle.
+    /// Closes a handle (`CloseHandle`).
     pub fn close(&self, file: Handle) {
         self.driver.close(file);
+    }
+
+    /// The requestor mode it sends with.
+    #[must_use]
+    pub const fn mode(&self) -> RequestorMode {
+        self.mode
     }
 }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use ks_abi::ks::{eventf, KsEventData};
 use ks_abi::NtStatus;
-use ksalloc_core::{Irql, Platform, Requestor};
+use ksalloc_core::limits::{FrameBudget, DEFAULT_FRAME_BUDGET};
+use ksalloc_core::{Irql, Platform, PoolCharge, Requestor};
 
 use crate::event::ModelEvent;
 use crate::irp::{Irp, RequestorMode};
@@ -43,6 +44,7 @@ struct Inner {
     live_irps: AtomicI64,
     irps_created: AtomicU64,
     processors: Processors,
+    frame_budget: FrameBudget,
 }
 
 /// A model kernel. Clones share one kernel.
@@ -90,6 +92,7 @@ impl ModelKernel {
             live_irps: AtomicI64::new(0),
             irps_created: AtomicU64::new(0),
             processors: Processors::new(processors),
+            frame_budget: FrameBudget::new(DEFAULT_FRAME_BUDGET),
         }))
     }
 
@@ -134,10 +137,37 @@ impl ModelKernel {
         self.pool().live_blocks()
     }
 
+    /// Whether `address` is a kernel address a user-mode requestor must never see: inside
+    /// a live pool block (frames, object state) or one of the driver's routines.
+    #[must_use]
+    pub fn is_kernel_address(&self, address: usize) -> bool {
+        address != 0
+            && (self.pool().contains(address) || crate::driver::function_table().contains(&address))
+    }
+
     /// Bytes in live pool blocks.
     #[must_use]
     pub fn live_bytes(&self) -> usize {
         self.pool().live_bytes()
+    }
+
+    /// Sets the user process's nonpaged pool quota (`None`: unlimited, the default).
+    /// Allocations charged to it ([`PoolCharge::RequestorQuota`]) beyond it fail, as
+    /// `ExAllocatePool2` with `POOL_FLAG_USE_QUOTA` does.
+    pub fn set_process_quota(&self, bytes: Option<usize>) {
+        self.pool().quota_limit = bytes;
+    }
+
+    /// Bytes charged to the user process's pool quota now.
+    #[must_use]
+    pub fn process_quota_used(&self) -> usize {
+        self.pool().quota_used
+    }
+
+    /// The driver's frame budget (what `FrameBudgetMiB` sets on Windows).
+    #[must_use]
+    pub fn frame_budget(&self) -> &FrameBudget {
+        &self.0.frame_budget
     }
 
     /// Pool allocations refused by fault injection so far.
@@ -198,6 +228,19 @@ impl ModelKernel {
     /// A new IRP from a requestor, with its input and an output buffer of `output_len`.
     #[must_use]
     pub fn new_irp(&self, mode: RequestorMode, input: Vec<u8>, output_len: usize) -> Irp {
+        self.new_irp_with(mode, input, output_len, Box::new(|| {}))
+    }
+
+    /// [`Self::new_irp`] with a hook run at completion (the I/O manager dropping the
+    /// IRP's reference on its file object).
+    #[must_use]
+    pub(crate) fn new_irp_with(
+        &self,
+        mode: RequestorMode,
+        input: Vec<u8>,
+        output_len: usize,
+        on_complete: Box<dyn Fn() + Send + Sync>,
+    ) -> Irp {
         self.0.live_irps.fetch_add(1, Ordering::AcqRel);
         self.0.irps_created.fetch_add(1, Ordering::Relaxed);
         let inner = Arc::clone(&self.0);
@@ -207,6 +250,7 @@ impl ModelKernel {
                 input,
                 output_len,
                 Some(Box::new(move || {
+                    on_complete();
                     inner.live_irps.fetch_sub(1, Ordering::AcqRel);
                 })),
             )
@@ -232,12 +276,18 @@ impl Platform for ModelKernel {
     type Event = Arc<ModelEvent>;
     type ClientEvent = Arc<ModelEvent>;
     type Request = Irp;
+    type Shared<T: Send + Sync> = ModelShared<T>;
 
     fn current_irql(&self) -> Irql {
         current_irql()
     }
 
-    fn alloc_nonpaged(&self, bytes: usize, align: usize) -> Option<ModelMemory> {
+    fn alloc_nonpaged(
+        &self,
+        bytes: usize,
+        align: usize,
+        charge: PoolCharge,
+    ) -> Option<ModelMemory> {
         assert_irql_at_most(Irql::Dispatch, "ExAllocatePool2(NonPaged)");
         assert_outside("ExAllocatePool2");
         assert_eq!(
@@ -249,7 +299,36 @@ impl Platform for ModelKernel {
             self.pool().failures += 1;
             return None;
         }
-        Some(self.pool().allocate(bytes, align))
+        let mut pool = self.pool();
+        if charge == PoolCharge::RequestorQuota && !pool.charge_quota(bytes) {
+            pool.failures += 1;
+            return None;
+        }
+        let mut memory = pool.allocate(bytes, align);
+        drop(pool);
+        memory.quota = charge == PoolCharge::RequestorQuota;
+        Some(memory)
+    }
+
+    fn share<T: Send + Sync>(&self, value: T) -> Result<ModelShared<T>, T> {
+        assert_irql_at_most(Irql::Passive, "share (create path)");
+        // One pool block per shared value, as the Windows glue's PoolArc.
+        if fault_point() || self.random_fault() {
+            self.pool().failures += 1;
+            return Err(value);
+        }
+        let memory = self.pool().allocate(core::mem::size_of::<T>().max(1), 16);
+        Ok(crate::pool::host(|| ModelShared {
+            inner: Arc::new(SharedBlock {
+                value,
+                memory: Some(memory),
+                kernel: self.clone(),
+            }),
+        }))
+    }
+
+    fn frame_budget(&self) -> &FrameBudget {
+        &self.0.frame_budget
     }
 
     fn free_nonpaged(&self, memory: ModelMemory) {
@@ -353,6 +432,41 @@ impl Platform for ModelKernel {
     #[track_caller]
     fn check_irql(&self, max: Irql) {
         assert_irql_at_most(max, "ksalloc-core entry point");
+    }
+}
+
+/// The model's [`Platform::Shared`]: a value with a pool block standing for its
+/// memory, so leaks and fault injection see it like any pool allocation.
+pub struct ModelShared<T> {
+    inner: Arc<SharedBlock<T>>,
+}
+
+struct SharedBlock<T> {
+    value: T,
+    memory: Option<ModelMemory>,
+    kernel: ModelKernel,
+}
+
+impl<T> Drop for SharedBlock<T> {
+    fn drop(&mut self) {
+        if let Some(memory) = self.memory.take() {
+            self.kernel.free_nonpaged(memory);
+        }
+    }
+}
+
+impl<T> Clone for ModelShared<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for ModelShared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner.value
     }
 }
 

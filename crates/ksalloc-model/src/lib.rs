@@ -25,7 +25,7 @@ pub mod pool;
 pub mod processor;
 
 pub use client::{FunctionTable, KsClient};
-pub use driver::{FileObject, Handle, ModelDriver};
+pub use driver::{AllocatorRef, FileObject, FileRef, Handle, ModelDriver};
 pub use event::ModelEvent;
 pub use irp::{Irp, RequestorMode};
 pub use irql::{current_irql, raise_irql, IrqlGuard};

@@ -118,6 +118,8 @@ unsafe impl GlobalAlloc for FaultyGlobal {
 pub struct ModelMemory {
     pub(crate) base: usize,
     pub(crate) bytes: usize,
+    /// Charged to the user process's quota (`POOL_FLAG_USE_QUOTA`).
+    pub(crate) quota: bool,
 }
 
 impl ksalloc_core::platform::FrameMemory for ModelMemory {
@@ -139,6 +141,9 @@ pub(crate) struct Pool {
     pub(crate) allocations: u64,
     pub(crate) frees: u64,
     pub(crate) failures: u64,
+    /// The user process's pool quota (`None`: unlimited) and what is charged to it.
+    pub(crate) quota_limit: Option<usize>,
+    pub(crate) quota_used: usize,
 }
 
 impl Pool {
@@ -160,8 +165,23 @@ impl Pool {
                     bytes,
                 },
             );
-            ModelMemory { base, bytes }
+            ModelMemory {
+                base,
+                bytes,
+                quota: false,
+            }
         })
+    }
+
+    /// Charges `bytes` to the process quota if they fit ("ExAllocatePool2": with
+    /// `POOL_FLAG_USE_QUOTA` the allocation fails when the quota is exceeded).
+    pub(crate) fn charge_quota(&mut self, bytes: usize) -> bool {
+        let total = self.quota_used.saturating_add(bytes);
+        if self.quota_limit.is_some_and(|limit| total > limit) {
+            return false;
+        }
+        self.quota_used = total;
+        true
     }
 
     pub(crate) fn free(&mut self, memory: &ModelMemory) {
@@ -173,7 +193,19 @@ impl Pool {
             block.bytes, memory.bytes,
             "pool block freed with a different size"
         );
+        if memory.quota {
+            // Freeing returns the quota to the process it was charged to.
+            self.quota_used -= memory.bytes;
+        }
         self.frees += 1;
+    }
+
+    /// Whether `address` lies inside a live block (a kernel address, for leak checks).
+    pub(crate) fn contains(&self, address: usize) -> bool {
+        self.live
+            .range(..=address)
+            .next_back()
+            .is_some_and(|(_, block)| address < block.base + block.bytes.max(1))
     }
 
     pub(crate) fn live_blocks(&self) -> usize {

@@ -79,12 +79,20 @@ fn every_create_path_survives_each_allocation_failing() {
             );
         },
     );
+    // The filter's and the pin's shared state (what their children reference).
+    let shared_blocks = kernel.live_blocks();
+    assert_eq!(shared_blocks, 2, "filter and pin state");
     let (allocator_points, allocator) = fail_each(
         &kernel,
         || client.create_allocator(&pin, &PREFERRED_FRAMING),
         || {
             assert_eq!(kernel.live_files(), 2, "filter and pin only");
-            assert_eq!(kernel.live_blocks(), 0, "no frame block left behind");
+            assert_eq!(
+                kernel.live_blocks(),
+                shared_blocks,
+                "no frame block left behind"
+            );
+            assert_eq!(kernel.frame_budget().in_use(), 0, "budget given back");
         },
     );
     println!(

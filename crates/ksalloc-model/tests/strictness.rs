@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ks_abi::NtStatus;
-use ksalloc_core::{Irql, Platform, SpinLock};
+use ksalloc_core::{Irql, Platform, PoolCharge, SpinLock};
 use ksalloc_model::{current_irql, pool, raise_irql, ModelEvent, ModelKernel, RequestorMode};
 
 #[test]
@@ -98,7 +98,7 @@ fn output_overrun_panics() {
 fn uncompleted_irps_and_unfreed_blocks_are_leaks() {
     let kernel = ModelKernel::new();
     let irp = kernel.new_irp(RequestorMode::Kernel, Vec::new(), 0);
-    let block = kernel.alloc_nonpaged(64, 16).unwrap();
+    let block = kernel.alloc_nonpaged(64, 16, PoolCharge::Driver).unwrap();
     assert_eq!(
         (
             kernel.live_irps(),
@@ -118,7 +118,7 @@ fn uncompleted_irps_and_unfreed_blocks_are_leaks() {
 #[should_panic(expected = "PAGE_FAULT_IN_NONPAGED_AREA")]
 fn touching_freed_pool_panics() {
     let kernel = ModelKernel::new();
-    let block = kernel.alloc_nonpaged(64, 16).unwrap();
+    let block = kernel.alloc_nonpaged(64, 16, PoolCharge::Driver).unwrap();
     let base = ksalloc_core::platform::FrameMemory::base(&block);
     kernel.free_nonpaged(block);
     kernel.with_bytes(base, 1, |b| b[0] = 1);
@@ -128,7 +128,7 @@ fn touching_freed_pool_panics() {
 #[should_panic(expected = "runs past its block")]
 fn touching_past_a_block_panics() {
     let kernel = ModelKernel::new();
-    let block = kernel.alloc_nonpaged(64, 16).unwrap();
+    let block = kernel.alloc_nonpaged(64, 16, PoolCharge::Driver).unwrap();
     let base = ksalloc_core::platform::FrameMemory::base(&block);
     kernel.with_bytes(base + 60, 8, |b| b[0] = 1);
 }
@@ -137,9 +137,9 @@ fn touching_past_a_block_panics() {
 fn nth_allocation_fault_fires_once_on_this_thread() {
     let kernel = ModelKernel::new();
     pool::fail_nth_allocation(2);
-    let first = kernel.alloc_nonpaged(8, 8);
-    let second = kernel.alloc_nonpaged(8, 8);
-    let third = kernel.alloc_nonpaged(8, 8);
+    let first = kernel.alloc_nonpaged(8, 8, PoolCharge::Driver);
+    let second = kernel.alloc_nonpaged(8, 8, PoolCharge::Driver);
+    let third = kernel.alloc_nonpaged(8, 8, PoolCharge::Driver);
     assert!(pool::disarm(), "the armed failure fired");
     assert!(first.is_some() && second.is_none() && third.is_some());
     assert_eq!(kernel.pool_failures(), 1);
@@ -147,7 +147,7 @@ fn nth_allocation_fault_fires_once_on_this_thread() {
         let kernel = kernel.clone();
         move || {
             pool::fail_nth_allocation(1);
-            let got = kernel.alloc_nonpaged(8, 8).is_none();
+            let got = kernel.alloc_nonpaged(8, 8, PoolCharge::Driver).is_none();
             pool::disarm();
             got
         }
@@ -166,7 +166,7 @@ fn random_faults_are_reproducible_from_the_seed() {
         let got: Vec<bool> = (0..64)
             .map(|_| {
                 kernel
-                    .alloc_nonpaged(8, 8)
+                    .alloc_nonpaged(8, 8, PoolCharge::Driver)
                     .map(|b| kernel.free_nonpaged(b))
                     .is_some()
             })

@@ -10,10 +10,11 @@ use ks_abi::guid::KSPROPSETID_CONNECTION;
 use ks_abi::ioctl::IOCTL_KS_PROPERTY;
 use ks_abi::ks::{connection, property_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
-use ksalloc_core::allocator::{Allocator, Snapshot};
+use ksalloc_core::allocator::Snapshot;
 use ksalloc_core::ks::filter::state;
+use ksalloc_core::ks::KsObject;
 use ksalloc_model::client::request;
-use ksalloc_model::{FunctionTable, Handle, KsClient, ModelDriver, ModelKernel};
+use ksalloc_model::{FileRef, FunctionTable, Handle, KsClient, ModelDriver, ModelKernel};
 
 /// Pin factory the source connects to; it gets the graph's allocator.
 pub const INPUT_PIN: u32 = 0;
@@ -59,8 +60,14 @@ pub struct Graph {
 pub struct Teardown {
     /// The allocator right before its handle closed.
     pub before_close: Snapshot,
-    /// The allocator right after: closed, frame memory released.
-    pub after_close: Snapshot,
+    /// The allocator after its handle closed (IRP_MJ_CLEANUP; the table still holds
+    /// the file object): open, every frame home.
+    pub after_cleanup: Snapshot,
+    /// Whether the table's release (IRP_MJ_CLOSE) gave the frame memory and its
+    /// budget charge back.
+    pub released_at_close: bool,
+    /// The driver's frame budget while streaming: bytes in use, and the limit.
+    pub budget: (usize, usize),
 }
 
 fn step<T>(step: &'static str, result: Result<T, NtStatus>) -> Result<T, GraphError> {
@@ -138,17 +145,20 @@ impl Graph {
     /// # Panics
     /// Never: the handle was created as an allocator.
     #[must_use]
-    pub fn engine(&self) -> &Allocator<ModelKernel> {
-        self.allocator
-            .object()
-            .as_allocator()
-            .expect("the allocator handle is an allocator")
+    pub fn engine(&self) -> std::sync::Arc<KsObject<ModelKernel>> {
+        self.allocator.object()
     }
 
     /// A snapshot of the allocator.
+    ///
+    /// # Panics
+    /// Never: the handle was created as an allocator.
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
-        self.engine().snapshot()
+        self.engine()
+            .as_allocator()
+            .expect("the allocator handle is an allocator")
+            .snapshot()
     }
 
     /// Stops the pins and closes every handle, allocator first.
@@ -160,7 +170,7 @@ impl Graph {
     /// Never: the allocator handle was created as an allocator.
     pub fn teardown(self) -> Result<Teardown, GraphError> {
         let Self {
-            kernel: _,
+            kernel,
             client,
             filter,
             input,
@@ -168,17 +178,26 @@ impl Graph {
             allocator,
             table,
         } = self;
-        let engine_of = |h: &Handle| {
+        let engine_of = |h: &FileRef| {
             h.object()
                 .as_allocator()
                 .expect("the allocator handle is an allocator")
                 .snapshot()
         };
         let before_close = engine_of(&allocator);
-        client.close(Handle::clone(&allocator));
-        let after_close = engine_of(&allocator);
+        let budget = kernel.frame_budget();
+        let streaming_budget = (budget.in_use(), budget.limit());
+        let frame_bytes = table
+            .file()
+            .object()
+            .as_allocator()
+            .map_or(0, |a| a.framing().total_bytes());
+        let pool_before = kernel.live_bytes();
+        client.close(allocator);
+        let after_cleanup = engine_of(table.file());
         drop(table);
-        drop(allocator);
+        let released_at_close = kernel.live_bytes() + frame_bytes == pool_before
+            && budget.in_use() + frame_bytes == streaming_budget.0;
         let stop = [state::PAUSE, state::ACQUIRE, state::STOP];
         let stopped =
             walk_states(&client, &input, &stop).and_then(|()| walk_states(&client, &output, &stop));
@@ -188,7 +207,9 @@ impl Graph {
         step("stopping the pins", stopped)?;
         Ok(Teardown {
             before_close,
-            after_close,
+            after_cleanup,
+            released_at_close,
+            budget: streaming_budget,
         })
     }
 }

@@ -199,6 +199,12 @@ fn counters(out: &mut String, summary: &Summary) {
     }
     let _ = writeln!(
         out,
+        "\nframe budget (driver-wide): {} of {} bytes in use while streaming",
+        count(engine.budget_in_use as u64),
+        count(engine.budget_limit as u64)
+    );
+    let _ = writeln!(
+        out,
         "\nrenegotiation (output pin): {} tried, {} created, {} refused by injected pool \
          faults, {} pending ALLOCs cancelled by close",
         count(renegotiation.attempts),

@@ -332,7 +332,7 @@ fn setup_of(config: &Config, stride: usize) -> Setup {
 }
 
 const fn allocator_of(teardown: &Teardown) -> AllocatorSummary {
-    let (before, after) = (&teardown.before_close, &teardown.after_close);
+    let (before, after) = (&teardown.before_close, &teardown.after_cleanup);
     let counters = before.counters;
     AllocatorSummary {
         total: before.total,
@@ -340,7 +340,12 @@ const fn allocator_of(teardown: &Teardown) -> AllocatorSummary {
         outstanding: before.outstanding,
         pending: before.pending,
         conserved: before.conserved(),
-        released_at_close: after.closed && after.memory_released,
+        released_at_close: !after.closed
+            && after.outstanding == 0
+            && after.pending == 0
+            && teardown.released_at_close,
+        budget_in_use: teardown.budget.0,
+        budget_limit: teardown.budget.1,
         allocations: counters.allocations,
         frees: counters.frees,
         pends: counters.pends,

@@ -112,8 +112,13 @@ pub struct AllocatorSummary {
     pub pending: u32,
     /// `Snapshot::conserved()` before close.
     pub conserved: bool,
-    /// After close: closed, and the frame memory back in the pool.
+    /// After the handle's close (CLEANUP) the allocator was still open with every
+    /// frame home, and the table's release (CLOSE) gave the memory and its budget back.
     pub released_at_close: bool,
+    /// Bytes of the driver's frame budget in use while streaming.
+    pub budget_in_use: usize,
+    /// The frame budget's limit.
+    pub budget_limit: usize,
     /// Frames handed out (table, ALLOC at once, ALLOC after pending).
     pub allocations: u64,
     /// Frames accepted back.
@@ -278,7 +283,9 @@ fn checks(s: &Summary) -> Vec<Check> {
         check(
             "close",
             a.released_at_close,
-            "allocator closed with every frame home: memory released".to_owned(),
+            "handle closed (CLEANUP): table still served, every frame home; reference \
+             released (CLOSE): memory and budget back"
+                .to_owned(),
         ),
         check(
             "fault injection",

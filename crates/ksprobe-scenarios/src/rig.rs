@@ -309,6 +309,25 @@ impl<'c, C: ProbeClient> Rig<'c, C> {
         }
     }
 
+    /// Closes the pin's and the filter's handles now, before the allocator's: the
+    /// allocator must not depend on its parents' file objects after its create.
+    pub fn close_parents(&mut self) {
+        if let Some(pin) = self.pin.take() {
+            self.client.close(pin);
+        }
+        if let Some(filter) = self.filter.take() {
+            self.client.close(filter);
+        }
+    }
+
+    /// Releases the function table's file-object reference now (the allocator's
+    /// IRP_MJ_CLOSE once its handle is closed too).
+    pub fn release_table(&mut self) {
+        if let Some(table) = self.table.take() {
+            self.client.release_table(table);
+        }
+    }
+
     /// Whether the allocator released its frame memory, if the client can tell.
     #[must_use]
     pub fn memory_released(&self) -> Option<bool> {

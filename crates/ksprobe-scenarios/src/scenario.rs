@@ -30,17 +30,21 @@ pub enum ScenarioId {
     FreeFrameEvent,
     /// A cancelled pending ALLOC completes STATUS_CANCELLED and takes no frame.
     CancelPending,
-    /// Closing the allocator with frames out cancels pending ALLOCs, fails further
-    /// AllocateFrame calls, keeps the frames usable, and FreeFrame through the
-    /// referenced file object still returns them (memory released after the last).
-    CloseWithFramesOut,
+    /// Closing the allocator's handle while the table's file-object reference is held
+    /// is IRP_MJ_CLEANUP, not IRP_MJ_CLOSE: pending ALLOCs are cancelled and new
+    /// IRP-based requests refused, but the function table keeps working (frames out
+    /// stay usable, return, and are handed out again) until the reference goes.
+    CleanupKeepsTable,
+    /// The filter's and the pin's handles close before the allocator's: the allocator
+    /// (its table, its STATUS, its close) does not depend on its parents' file objects.
+    ParentClosedFirst,
     /// Latency of AllocateFrame + FreeFrame pairs at DISPATCH_LEVEL.
     TimeAllocFree,
 }
 
 impl ScenarioId {
     /// Every scenario, in run order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::OpenChain,
         Self::FunctionTable,
         Self::AllocFreeDispatch,
@@ -48,7 +52,8 @@ impl ScenarioId {
         Self::PendingFifo,
         Self::FreeFrameEvent,
         Self::CancelPending,
-        Self::CloseWithFramesOut,
+        Self::CleanupKeepsTable,
+        Self::ParentClosedFirst,
         Self::TimeAllocFree,
     ];
 
@@ -63,7 +68,8 @@ impl ScenarioId {
             Self::PendingFifo => "pending_fifo",
             Self::FreeFrameEvent => "free_frame_event",
             Self::CancelPending => "cancel_pending",
-            Self::CloseWithFramesOut => "close_with_frames_out",
+            Self::CleanupKeepsTable => "cleanup_keeps_table",
+            Self::ParentClosedFirst => "parent_closed_first",
             Self::TimeAllocFree => "time_alloc_free",
         }
     }
@@ -83,9 +89,10 @@ impl ScenarioId {
             Self::PendingFifo => "pending ALLOCs complete oldest first as frames return",
             Self::FreeFrameEvent => "FREEFRAME fires on each return, and not once disabled",
             Self::CancelPending => "a cancelled pending ALLOC ends STATUS_CANCELLED",
-            Self::CloseWithFramesOut => {
-                "close with frames out: ALLOCs cancelled, frames still returnable"
+            Self::CleanupKeepsTable => {
+                "handle closed, table referenced: ALLOCs cancelled, the table keeps working"
             }
+            Self::ParentClosedFirst => "filter and pin closed first: the allocator still works",
             Self::TimeAllocFree => "AllocateFrame + FreeFrame pair latency at DISPATCH_LEVEL",
         }
     }
@@ -238,7 +245,8 @@ pub fn run<C: ProbeClient>(client: &C, id: ScenarioId, config: &Config) -> Scena
             ScenarioId::PendingFifo => pending_fifo(client, config),
             ScenarioId::FreeFrameEvent => free_frame_event(client, config),
             ScenarioId::CancelPending => cancel_pending(client, config),
-            ScenarioId::CloseWithFramesOut => close_with_frames_out(client, config),
+            ScenarioId::CleanupKeepsTable => cleanup_keeps_table(client, config),
+            ScenarioId::ParentClosedFirst => parent_closed_first(client, config),
             ScenarioId::TimeAllocFree => time_alloc_free(client, config),
         },
     };
@@ -592,7 +600,7 @@ fn cancel_pending<C: ProbeClient>(client: &C, config: &Config) -> Checked {
 }
 
 #[allow(clippy::cast_possible_truncation)] // Patterns are frame indices mod 256.
-fn close_with_frames_out<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+fn cleanup_keeps_table<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     let mut rig = Rig::open(client, config)?;
     rig.take_table()?;
     rig.fill_pool()?;
@@ -603,41 +611,42 @@ fn close_with_frames_out<C: ProbeClient>(client: &C, config: &Config) -> Checked
         0,
         0,
     )?;
+    // IRP_MJ_CLEANUP only: the table holds a reference on the file object.
     rig.close_allocator();
     match rig.wait(request, config.wait_ms) {
         Some(Err(NtStatus::CANCELLED)) => {}
-        None => return Err(Failure::new("close left the pending ALLOC pending")),
+        None => return Err(Failure::new("cleanup left the pending ALLOC pending")),
         Some(Ok(frame)) => {
             return Err(
-                Failure::new("pending ALLOC got a frame from a closed allocator (frame)")
+                Failure::new("pending ALLOC got a frame after cleanup (frame)")
                     .with_values(frame as u64, 0),
             )
         }
         Some(Err(s)) => {
             return Err(Failure::status(
-                "close completed the pending ALLOC with a status other than STATUS_CANCELLED",
+                "cleanup completed the pending ALLOC with a status other than STATUS_CANCELLED",
                 s,
             ))
         }
     }
     match client.at_dispatch(|| rig.table_alloc()) {
-        Err(NtStatus::INVALID_DEVICE_STATE) => {}
+        Err(NtStatus::INSUFFICIENT_RESOURCES) => {}
         Ok(frame) => {
             return Err(
-                Failure::new("AllocateFrame succeeded on a closed allocator (frame)")
+                Failure::new("AllocateFrame found a frame in an empty pool (frame)")
                     .with_values(frame as u64, 0),
             )
         }
         Err(s) => {
             return Err(Failure::status(
-                "AllocateFrame on a closed allocator: not STATUS_INVALID_DEVICE_STATE",
+                "AllocateFrame after cleanup on an empty pool: not STATUS_INSUFFICIENT_RESOURCES",
                 s,
             ))
         }
     }
     ensure(
         rig.memory_released() != Some(true),
-        "frame memory released while frames are out",
+        "frame memory released while the table is referenced",
         rig.held().len() as u64,
         0,
     )?;
@@ -647,7 +656,7 @@ fn close_with_frames_out<C: ProbeClient>(client: &C, config: &Config) -> Checked
         for (i, &frame) in held.iter().enumerate() {
             ensure(
                 client.touch_frame(frame, len, i as u8),
-                "frame unusable after its allocator closed (frame index, frame)",
+                "frame unusable after cleanup (frame index, frame)",
                 i as u64,
                 frame as u64,
             )?;
@@ -657,19 +666,40 @@ fn close_with_frames_out<C: ProbeClient>(client: &C, config: &Config) -> Checked
         }
         Ok(())
     })?;
-    let note = match rig.memory_released() {
-        Some(true) => Text::EMPTY,
-        Some(false) => {
-            return Err(Failure::new(
-                "frame memory not released after the last frame returned",
-            ))
-        }
-        None => Text::new("memory release after the last FreeFrame not observable here"),
-    };
+    // The table still hands frames out after cleanup, as an AVStream pin given this
+    // allocator needs.
+    let again = client
+        .at_dispatch(|| rig.table_alloc())
+        .map_err(|s| Failure::status("AllocateFrame failed after cleanup with frames home", s))?;
+    client.at_dispatch(|| rig.table_free(again));
+    ensure(
+        rig.memory_released() != Some(true),
+        "frame memory released before IRP_MJ_CLOSE",
+        0,
+        0,
+    )?;
+    rig.release_table();
     Ok(Extra {
         timings: None,
-        note,
+        note: Text::new(
+            "IRP_MJ_CLOSE came with the table reference; memory checked by the leak check",
+        ),
     })
+}
+
+fn parent_closed_first<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    rig.close_parents();
+    let frame = client
+        .at_dispatch(|| rig.table_alloc())
+        .map_err(|s| Failure::status("AllocateFrame failed after the parents closed", s))?;
+    rig.expect_allocated(1, "STATUS after the parents closed (allocated, expected)")?;
+    client.at_dispatch(|| rig.table_free(frame));
+    rig.expect_allocated(0, "STATUS after the frame returned (allocated, expected)")?;
+    rig.close_allocator();
+    rig.release_table();
+    Ok(Extra::default())
 }
 
 /// Pairs timed per stretch at DISPATCH_LEVEL (bounded so the CPU drops back to

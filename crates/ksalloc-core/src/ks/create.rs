@@ -21,16 +21,24 @@
 //! | interface or medium not standard streaming, format outside the data range | `STATUS_NO_MATCH` |
 //! | every instance of that pin factory open | `STATUS_INSUFFICIENT_RESOURCES` |
 //! | framing rules | see [`crate::framing`] |
+//! | then, in this order: [`MAX_ALLOCATORS_PER_PIN`] allocators live on the pin, the driver's frame budget spent, the requestor's quota or the pool exhausted | `STATUS_INSUFFICIENT_RESOURCES` |
+//!
+//! The parent object is valid for the create only (`RelatedFileObject`, "FILE_OBJECT
+//! structure" page): a child takes its own reference on what it needs of it (see
+//! [`super`], "Lifetime rules").
+//!
+//! [`MAX_ALLOCATORS_PER_PIN`]: crate::limits::MAX_ALLOCATORS_PER_PIN
 
 use ks_abi::guid::{
     KSINTERFACESETID_STANDARD, KSMEDIUMSETID_STANDARD, KSNAME_ALLOCATOR, KSNAME_FILTER, KSNAME_PIN,
 };
 use ks_abi::{Guid, NtStatus};
 
-use super::filter::{Filter, Pin, DATA_RANGE, PINS};
+use super::filter::{AllocatorSlot, Filter, Pin, PinInstance, DATA_RANGE, PINS};
 use super::KsObject;
 use crate::allocator::Allocator;
-use crate::platform::{Irql, Platform};
+use crate::framing::Framing;
+use crate::platform::{Irql, Platform, Requestor};
 use crate::wire;
 
 const BACKSLASH: [u8; 2] = [b'\\', 0];
@@ -113,42 +121,68 @@ fn parse_guid_utf16(text: &[u8]) -> Option<Guid> {
 
 impl<P: Platform> KsObject<P> {
     /// IRP_MJ_CREATE: builds the object `name` (and `params` after it) asks for, with
-    /// `parent` the object of the related file object. PASSIVE_LEVEL.
+    /// `parent` the object of the related file object (valid for this call only) and
+    /// `requestor` the create's `Irp->RequestorMode`. PASSIVE_LEVEL, in the requestor's
+    /// context (its process is charged the quota of a user-mode create).
     ///
     /// # Errors
     /// See the module table; nothing is allocated or counted on failure.
-    pub fn create(platform: &P, parent: Option<&Self>, name: &[u8]) -> Result<Self, NtStatus> {
+    pub fn create(
+        platform: &P,
+        parent: Option<&Self>,
+        name: &[u8],
+        requestor: Requestor,
+    ) -> Result<Self, NtStatus> {
         platform.check_irql(Irql::Passive);
         let parsed = parse_name(name)?;
         let wants = |class: Guid| parsed.class == Some(class);
+        let params = || {
+            parsed
+                .has_params
+                .then_some(parsed.params)
+                .ok_or(NtStatus::INVALID_PARAMETER)
+        };
         match parent {
             None if parsed.class.is_none() || (wants(KSNAME_FILTER) && !parsed.has_params) => {
-                Ok(Self::Filter(Filter::new()))
+                let filter = shared(platform, Filter::new())?;
+                Ok(Self::Filter(filter))
             }
             Some(Self::Filter(filter)) if wants(KSNAME_PIN) => {
-                let params = parsed.has_params.then_some(parsed.params);
-                create_pin(filter, params.ok_or(NtStatus::INVALID_PARAMETER)?).map(Self::Pin)
+                let (pin, instance) = create_pin::<P>(filter, params()?)?;
+                Ok(Self::Pin(shared(platform, pin)?, instance))
             }
-            Some(Self::Pin(_)) if wants(KSNAME_ALLOCATOR) => {
-                let params = parsed.has_params.then_some(parsed.params);
-                create_allocator(platform, params.ok_or(NtStatus::INVALID_PARAMETER)?)
-                    .map(Self::Allocator)
+            Some(Self::Pin(pin, _)) if wants(KSNAME_ALLOCATOR) => {
+                let raw = allocator_framing(params()?)?;
+                // Bad framing gets its own status before any limit is looked at.
+                Framing::validate(&raw).map_err(crate::framing::FramingError::status)?;
+                let slot = AllocatorSlot::take(pin).ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+                let allocator = Allocator::create_for(platform.clone(), &raw, requestor)?;
+                Ok(Self::Allocator(allocator, slot))
             }
             _ => Err(NtStatus::OBJECT_NAME_NOT_FOUND),
         }
     }
 }
 
-fn create_allocator<P: Platform>(platform: &P, params: &[u8]) -> Result<Allocator<P>, NtStatus> {
+/// `value` in a [`Platform::Shared`], or `STATUS_INSUFFICIENT_RESOURCES`.
+fn shared<P: Platform, T: Send + Sync>(platform: &P, value: T) -> Result<P::Shared<T>, NtStatus> {
+    platform
+        .share(value)
+        .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)
+}
+
+fn allocator_framing(params: &[u8]) -> Result<ks_abi::ks::KsAllocatorFraming, NtStatus> {
     if params.len() != wire::FRAMING_SIZE {
         return Err(NtStatus::INVALID_PARAMETER);
     }
-    let framing = wire::framing(params).ok_or(NtStatus::INVALID_PARAMETER)?;
-    Allocator::create(platform.clone(), &framing)
+    wire::framing(params).ok_or(NtStatus::INVALID_PARAMETER)
 }
 
 /// `KsValidateConnectRequest` for our pin factories, then takes an instance.
-fn create_pin(filter: &Filter, params: &[u8]) -> Result<Pin, NtStatus> {
+fn create_pin<P: Platform>(
+    filter: &P::Shared<Filter>,
+    params: &[u8],
+) -> Result<(Pin, PinInstance<P>), NtStatus> {
     if params.len() < wire::PIN_CONNECT_SIZE + wire::DATA_FORMAT_SIZE {
         return Err(NtStatus::INVALID_PARAMETER);
     }
@@ -176,10 +210,9 @@ fn create_pin(filter: &Filter, params: &[u8]) -> Result<Pin, NtStatus> {
     {
         return Err(NtStatus::NO_MATCH);
     }
-    if !filter.try_take_instance(connect.pin_id) {
-        return Err(NtStatus::INSUFFICIENT_RESOURCES);
-    }
-    Ok(Pin::new(connect.pin_id, format))
+    let instance =
+        PinInstance::take(filter, connect.pin_id).ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+    Ok((Pin::new(connect.pin_id, format), instance))
 }
 
 #[cfg(all(test, not(loom)))]

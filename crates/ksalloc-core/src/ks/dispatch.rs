@@ -17,13 +17,27 @@
 //! | `BASICSUPPORT` | 0 bytes: `STATUS_BUFFER_OVERFLOW`, size 40; 1-3: `STATUS_BUFFER_TOO_SMALL`; 4-39: access flags; 40+: `KSPROPERTY_DESCRIPTION` |
 //! | flags other than exactly GET, SET (properties), the item's type (methods), ENABLE (events) | `STATUS_INVALID_PARAMETER` |
 //! | GET/SET the item does not allow (e.g. Set on a Get-only property), or an event clients may not enable | `STATUS_INVALID_DEVICE_REQUEST` |
-//! | kernel-only item (FUNCTIONTABLE, object events) from user mode | `STATUS_INVALID_DEVICE_REQUEST` |
+//! | kernel-only item (FUNCTIONTABLE, the ALLOC and FREE methods, object events) from user mode | `STATUS_INVALID_DEVICE_REQUEST` (see below) |
 //! | request shorter than the item's minimum (e.g. `KSP_PIN`) | `STATUS_INVALID_PARAMETER` |
 //! | data buffer empty (size query) | `STATUS_BUFFER_OVERFLOW`, Information = size needed |
 //! | data buffer short but not empty | `STATUS_BUFFER_TOO_SMALL`, Information = size needed |
 //! | list answer (`KSMULTIPLE_ITEM`) into exactly 4 bytes | `STATUS_SUCCESS`, the total size only |
 //! | pin id out of range in `KSP_PIN`, bad state value | `STATUS_INVALID_PARAMETER` |
+//! | any request but SETSUPPORT/BASICSUPPORT on an allocator after IRP_MJ_CLEANUP | `STATUS_INVALID_DEVICE_STATE` |
 //! | handler refusal | the engine's status (e.g. `STATUS_INVALID_DEVICE_STATE` after close) |
+//!
+//! ## Requestors
+//! A frame is a kernel address, so whatever hands one out or takes one back is
+//! kernel-only: FUNCTIONTABLE is kernel-only by its KS documentation
+//! ("KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE" page), and the ALLOC and FREE methods
+//! (the "KSMETHOD_STREAMALLOCATOR_ALLOC" page: ALLOC "returns a pointer to a frame", and
+//! its example is a kernel-mode client; FREE takes one back) are refused to `UserMode`
+//! requestors the same way, with
+//! `STATUS_INVALID_DEVICE_REQUEST` ("not a valid request for this requestor", what the
+//! I/O manager answers for a request a driver does not serve): an address would tell
+//! user mode where kernel pool is (defeating KASLR) and is useless to it, and a frame
+//! held out at close would leak pool for good. STATUS, BASICSUPPORT, SETSUPPORT, size
+//! queries and the FREEFRAME event stay open to user mode.
 
 use ks_abi::guid::{
     KSCATEGORY_DATATRANSFORM, KSINTERFACESETID_STANDARD, KSMEDIUMSETID_STANDARD,
@@ -173,14 +187,19 @@ pub fn device_control<P: Platform>(
         (KsObject::Filter(filter), Family::Property) => {
             filter_property(filter, &request, io.input, io.output)
         }
-        (KsObject::Pin(pin), Family::Property) => pin_property(pin, &request, io.output),
-        (KsObject::Allocator(allocator), Family::Property) => {
+        (KsObject::Pin(pin, _), Family::Property) => pin_property(pin, &request, io.output),
+        (KsObject::Allocator(allocator, _), _) if allocator.is_cleaned_up() => {
+            fail(NtStatus::INVALID_DEVICE_STATE)
+        }
+        (KsObject::Allocator(allocator, _), Family::Property) => {
             allocator_property(allocator, &request, io.output)
         }
-        (KsObject::Allocator(allocator), Family::Method) => {
+        (KsObject::Allocator(allocator, _), Family::Method) => {
             allocator_method(allocator, &request, &mut io)
         }
-        (KsObject::Allocator(allocator), Family::Event) => enable_event(platform, allocator, &io),
+        (KsObject::Allocator(allocator, _), Family::Event) => {
+            enable_event(platform, allocator, &io)
+        }
         // The tables give filters and pins no methods or events.
         _ => fail(NtStatus::NOT_FOUND),
     }
@@ -502,6 +521,9 @@ fn disable_event<P: Platform>(
     else {
         return fail(NtStatus::INVALID_BUFFER_SIZE);
     };
+    if allocator.is_cleaned_up() {
+        return fail(NtStatus::INVALID_DEVICE_STATE);
+    }
     if !notification_allowed(data.notification_type, io.requestor) {
         return fail(NtStatus::INVALID_PARAMETER);
     }

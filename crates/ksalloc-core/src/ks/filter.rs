@@ -9,6 +9,8 @@ use ks_abi::ks::{
     allocator_flags, file_alignment, pin, pool_type, KsAllocatorFraming, KsDataFormat,
 };
 
+use crate::limits::MAX_ALLOCATORS_PER_PIN;
+use crate::platform::Platform;
 use crate::sync::{AtomicU32, AtomicUsize, Ordering};
 
 /// One pin factory of the filter.
@@ -131,13 +133,71 @@ pub mod state {
     pub const RUN: u32 = 3;
 }
 
-/// A pin object: its factory, the format it was connected with, its state and the
-/// allocator handle a client assigned with `KSPROPERTY_STREAM_ALLOCATOR`.
+/// A pin instance taken on a filter: given back when dropped (with the pin's object,
+/// at the pin's IRP_MJ_CLOSE).
+///
+/// Invariant: holds one of `filter`'s instances of factory `id`, taken by
+/// [`Filter::try_take_instance`]; holds `filter` referenced, so the count outlives the
+/// filter's own file object whatever order the handles close in.
+pub struct PinInstance<P: Platform> {
+    filter: P::Shared<Filter>,
+    id: u32,
+}
+
+impl<P: Platform> PinInstance<P> {
+    /// Takes an instance of factory `id` on `filter`, if one is left.
+    pub(crate) fn take(filter: &P::Shared<Filter>, id: u32) -> Option<Self> {
+        filter.try_take_instance(id).then(|| Self {
+            filter: filter.clone(),
+            id,
+        })
+    }
+}
+
+impl<P: Platform> Drop for PinInstance<P> {
+    fn drop(&mut self) {
+        self.filter.release_instance(self.id);
+    }
+}
+
+/// A live allocator counted on its pin: given back when dropped (with the allocator's
+/// object, at its IRP_MJ_CLOSE).
+///
+/// Invariant: holds one of `pin`'s [`MAX_ALLOCATORS_PER_PIN`] slots, and `pin`
+/// referenced.
+pub struct AllocatorSlot<P: Platform> {
+    pin: P::Shared<Pin>,
+}
+
+impl<P: Platform> AllocatorSlot<P> {
+    /// Takes a slot on `pin`, if one is left.
+    pub(crate) fn take(pin: &P::Shared<Pin>) -> Option<Self> {
+        // Relaxed: the count guards only itself.
+        pin.allocators
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_ALLOCATORS_PER_PIN).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self { pin: pin.clone() })
+    }
+}
+
+impl<P: Platform> Drop for AllocatorSlot<P> {
+    fn drop(&mut self) {
+        let previous = self.pin.allocators.fetch_sub(1, Ordering::Relaxed);
+        debug_assert!(previous > 0, "allocator slot released twice");
+    }
+}
+
+/// A pin object: its factory, the format it was connected with, its state, the
+/// allocator handle a client assigned with `KSPROPERTY_STREAM_ALLOCATOR`, and how many
+/// allocators live on it.
 pub struct Pin {
     id: u32,
     format: KsDataFormat,
     state: AtomicU32,
     allocator: AtomicUsize,
+    allocators: AtomicU32,
 }
 
 impl Pin {
@@ -148,7 +208,14 @@ impl Pin {
             format,
             state: AtomicU32::new(state::STOP),
             allocator: AtomicUsize::new(0),
+            allocators: AtomicU32::new(0),
         }
+    }
+
+    /// Allocators live on this pin (created and not yet closed).
+    #[must_use]
+    pub fn allocators(&self) -> u32 {
+        self.allocators.load(Ordering::Relaxed)
     }
 
     /// The pin factory id.

@@ -166,21 +166,25 @@ const ALLOCATOR_PROPERTIES: &[Item] = &[
     ),
 ];
 
+/// Kernel-only: they hand out and take back kernel addresses (see
+/// [`super::dispatch`], "Requestors").
 const ALLOCATOR_METHODS: &[Item] = &[
-    prop(
-        stream_allocator::METHOD_ALLOC,
-        method_type::WRITE,
-        IDENTIFIER_SIZE,
-        8,
-        VT_UI8,
-    ),
-    prop(
-        stream_allocator::METHOD_FREE,
-        method_type::READ,
-        IDENTIFIER_SIZE,
-        8,
-        VT_UI8,
-    ),
+    Item {
+        id: stream_allocator::METHOD_ALLOC,
+        access: method_type::WRITE,
+        min_request: IDENTIFIER_SIZE,
+        min_data: 8,
+        kernel_only: true,
+        value_type: VT_UI8,
+    },
+    Item {
+        id: stream_allocator::METHOD_FREE,
+        access: method_type::READ,
+        min_request: IDENTIFIER_SIZE,
+        min_data: 8,
+        kernel_only: true,
+        value_type: VT_UI8,
+    },
 ];
 
 const ALLOCATOR_EVENTS: &[Item] = &[

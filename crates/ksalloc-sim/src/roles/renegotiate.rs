@@ -11,19 +11,20 @@
 //! 2. FUNCTIONTABLE; allocate every frame at DISPATCH_LEVEL and fill it; one more
 //!    AllocateFrame must fail at once (STATUS_INSUFFICIENT_RESOURCES).
 //! 3. An ALLOC IRP, which pends (the pool is dry).
-//! 4. Close the handle with frames out and the ALLOC pending: the ALLOC completes with
-//!    STATUS_CANCELLED, AllocateFrame now answers STATUS_INVALID_DEVICE_STATE, and the
-//!    frame memory stays (rundown) while frames are out.
-//! 5. Check and free every frame after the close: the last one releases the memory,
-//!    and the pool is back to the graph's own block(s).
+//! 4. Close the handle with frames out and the ALLOC pending. The table holds the file
+//!    object referenced, so this is IRP_MJ_CLEANUP, not CLOSE: the ALLOC completes with
+//!    STATUS_CANCELLED, the table keeps working (AllocateFrame answers
+//!    STATUS_INSUFFICIENT_RESOURCES on the empty pool) and the frame memory stays.
+//! 5. Check and free every frame through the table, then drop the table's reference:
+//!    IRP_MJ_CLOSE releases the memory, and the pool is back to the graph's own
+//!    block(s).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ks_abi::ks::KsAllocatorFraming;
 use ks_abi::NtStatus;
 use ksalloc_core::allocator::Snapshot;
-use ksalloc_model::{FunctionTable, Handle, KsClient, ModelKernel};
+use ksalloc_model::{FileRef, FunctionTable, Handle, KsClient, ModelKernel};
 
 use super::Live;
 use crate::frame;
@@ -148,34 +149,34 @@ impl Renegotiate<'_> {
         let irp = self.client.alloc(&handle);
         let pended = irp.completion().is_none();
         expect(pended, report, "an ALLOC on a dry pool pends");
-        self.client.close(Arc::clone(&handle));
+        self.client.close(handle);
         match irp.completion() {
             Some(done) if done.status == NtStatus::CANCELLED => report.cancelled_at_close += 1,
             other => report
                 .problems
                 .push(format!("close left the pending ALLOC as {other:?}")),
         }
-        let closed = table.allocate_at_dispatch();
+        let dry = table.allocate_at_dispatch();
         expect(
-            closed == Err(NtStatus::INVALID_DEVICE_STATE),
+            dry == Err(NtStatus::INSUFFICIENT_RESOURCES),
             report,
-            "AllocateFrame fails cleanly after close",
+            "the table keeps answering after cleanup (empty pool)",
         );
-        let during = snapshot(&handle);
+        let during = snapshot(table.file());
         expect(
-            during.closed && !during.memory_released,
+            !during.closed && !during.memory_released,
             report,
-            "frame memory stays while frames are out",
+            "frame memory stays until IRP_MJ_CLOSE",
         );
         self.give_back(&table, &held, len, report);
-        let after = snapshot(&handle);
+        let after = snapshot(table.file());
         expect(
-            after.memory_released && after.outstanding == 0,
+            after.outstanding == 0 && after.free == after.total,
             report,
-            "the last frame home releases the memory",
+            "every frame is home before the reference goes",
         );
+        // IRP_MJ_CLOSE: the caller checks the pool is back to the graph's own.
         drop(table);
-        drop(handle);
     }
 
     fn give_back(
@@ -203,7 +204,7 @@ fn expect(ok: bool, report: &mut RenegotiateReport, what: &str) {
     }
 }
 
-fn snapshot(handle: &Handle) -> Snapshot {
+fn snapshot(handle: &FileRef) -> Snapshot {
     handle
         .object()
         .as_allocator()
