@@ -94,6 +94,8 @@ pub unsafe extern "system" fn driver_entry(
 ) -> nt::NTSTATUS {
     // Before anything allocates: which optional kernel routines this kernel has.
     nt::resolve_optional_routines();
+    // SAFETY: DriverEntry's own registry path, PASSIVE_LEVEL.
+    unsafe { crate::platform::load_frame_budget(registry_path) };
     driver.MajorFunction[nt::IRP_MJ_CREATE] = Some(dispatch_create);
     driver.MajorFunction[nt::IRP_MJ_CLEANUP] = Some(dispatch_cleanup);
     driver.MajorFunction[nt::IRP_MJ_CLOSE] = Some(dispatch_close);

@@ -20,7 +20,7 @@ static LINK_NAME: [u16; 19] = wide(b"\\DosDevices\\ksalloc");
 /// `registry_path` is DriverEntry's service key path.
 unsafe fn requested(registry_path: nt::PCUNICODE_STRING) -> bool {
     // SAFETY: the caller's contract.
-    unsafe { nt::service_dword(registry_path, &VALUE_NAME) }.is_some_and(|v| v != 0)
+    unsafe { nt::service_dword(registry_path, &[], &VALUE_NAME) }.is_some_and(|v| v != 0)
 }
 
 /// Creates the test device if the service key asks for it. PASSIVE_LEVEL.

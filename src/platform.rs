@@ -9,7 +9,7 @@ use ksalloc_core::limits::{budget_from_mib, FrameBudget, DEFAULT_FRAME_BUDGET};
 use ksalloc_core::platform::FrameMemory;
 use ksalloc_core::{Irql, Platform, PoolCharge, RequestHandle, Requestor, SpinLock};
 
-use crate::nt::{self, counted, wide};
+use crate::nt::{self, wide};
 use crate::pool::{self, PoolArc, PoolBox};
 
 /// The driver-wide frame budget (see `ksalloc_core::limits`).
@@ -25,61 +25,11 @@ const _: () = assert!(BUDGET_VALUE.len() == ksalloc_core::limits::BUDGET_VALUE_N
 ///
 /// # Safety
 /// `registry_path` is DriverEntry's service key path.
-#[allow(
-    dead_code,
-    reason = "called from DriverEntry (src/device.rs, owned by the kernel-binding refactor; \
-              one line there wires it)"
-)]
 pub unsafe fn load_frame_budget(registry_path: nt::PCUNICODE_STRING) {
-    /// Opens `name` (relative to `root`, or absolute when `root` is null).
-    ///
-    /// # Safety
-    /// PASSIVE_LEVEL; `name` is a valid counted string; `root` null or an open key.
-    unsafe fn open(root: nt::HANDLE, name: *mut nt::UNICODE_STRING) -> Option<nt::HANDLE> {
-        let mut attributes = nt::OBJECT_ATTRIBUTES {
-            Length: core::mem::size_of::<nt::OBJECT_ATTRIBUTES>() as u32,
-            RootDirectory: root,
-            ObjectName: name,
-            Attributes: nt::OBJ_CASE_INSENSITIVE | nt::OBJ_KERNEL_HANDLE,
-            SecurityDescriptor: core::ptr::null_mut(),
-            SecurityQualityOfService: core::ptr::null_mut(),
-        };
-        let mut key: nt::HANDLE = core::ptr::null_mut();
-        // SAFETY: the caller's contract; a kernel handle the caller closes.
-        let status = unsafe { nt::ZwOpenKey(&raw mut key, nt::KEY_READ, &raw mut attributes) };
-        (status == nt::STATUS_SUCCESS).then_some(key)
-    }
-    // SAFETY: DriverEntry's service key path, PASSIVE_LEVEL.
-    let Some(service) = (unsafe { open(core::ptr::null_mut(), registry_path.cast_mut()) }) else {
-        return;
-    };
-    let mut subkey = counted(&PARAMETERS_KEY);
-    // SAFETY: `service` is open; a counted name.
-    let parameters = unsafe { open(service, &raw mut subkey) };
-    // SAFETY: closes the handle ZwOpenKey gave us.
-    unsafe { nt::ZwClose(service) };
-    let Some(parameters) = parameters else {
-        return;
-    };
-    let mut name = counted(&BUDGET_VALUE);
-    // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, then a DWORD of data.
-    let mut info = [0u32; 4];
-    let mut returned = 0u32;
-    // SAFETY: `info` is a buffer of the size we pass; `parameters` is open.
-    let status = unsafe {
-        nt::ZwQueryValueKey(
-            parameters,
-            &raw mut name,
-            nt::KEY_VALUE_PARTIAL_INFORMATION_CLASS as _,
-            info.as_mut_ptr().cast(),
-            core::mem::size_of_val(&info) as u32,
-            &raw mut returned,
-        )
-    };
-    // SAFETY: closes the handle ZwOpenKey gave us.
-    unsafe { nt::ZwClose(parameters) };
-    if status == nt::STATUS_SUCCESS && info[1] == nt::REG_DWORD && info[2] == 4 && info[3] != 0 {
-        FRAME_BUDGET.set_limit(budget_from_mib(info[3]));
+    // SAFETY: the caller's contract.
+    let mib = unsafe { nt::service_dword(registry_path, &PARAMETERS_KEY, &BUDGET_VALUE) };
+    if let Some(mib) = mib.filter(|&mib| mib != 0) {
+        FRAME_BUDGET.set_limit(budget_from_mib(mib));
     }
 }
 

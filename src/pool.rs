@@ -24,42 +24,19 @@ pub fn allocate(bytes: usize) -> Option<NonNull<u8>> {
     NonNull::new(raw.cast::<u8>())
 }
 
-/// `POOL_FLAG_USE_QUOTA` ("ExAllocatePool2 function" page: charge the allocation to the
-/// current process's quota). wdm.h's value; nt.rs has no name for it yet.
-#[cfg(nt_source = "wdk")]
-const POOL_FLAG_USE_QUOTA: u64 = 0x0000_0000_0000_0001;
-
 /// Allocates `bytes` of nonpaged pool charged as `charge` says. A user-mode requestor's
-/// frame memory is charged to its process (`ExAllocatePool2(POOL_FLAG_NON_PAGED |
-/// POOL_FLAG_USE_QUOTA)`, called at IRP_MJ_CREATE in the requestor's context; the block
-/// keeps the process referenced until it is freed). IRQL <= DISPATCH_LEVEL.
+/// frame memory is charged to its process (`nt::allocate_nonpaged_quota`, called at
+/// IRP_MJ_CREATE in the requestor's context; the block keeps the process referenced until
+/// it is freed). Freed with [`free`] either way. IRQL <= DISPATCH_LEVEL.
 pub fn allocate_charged(bytes: usize, charge: PoolCharge) -> Option<NonNull<u8>> {
     match charge {
         PoolCharge::Driver => allocate(bytes),
-        PoolCharge::RequestorQuota => allocate_with_quota(bytes),
+        PoolCharge::RequestorQuota => {
+            // SAFETY: as in `allocate`; null when the pool or the quota is spent.
+            let raw = unsafe { nt::allocate_nonpaged_quota(bytes, TAG) };
+            NonNull::new(raw.cast::<u8>())
+        }
     }
-}
-
-#[cfg(nt_source = "wdk")]
-fn allocate_with_quota(bytes: usize) -> Option<NonNull<u8>> {
-    // SAFETY: as in `allocate`; with POOL_FLAG_USE_QUOTA and without
-    // POOL_FLAG_RAISE_ON_FAILURE, ExAllocatePool2 returns null when the quota is spent.
-    let raw = unsafe {
-        nt::ExAllocatePool2(
-            nt::POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA,
-            bytes as _,
-            TAG,
-        )
-    };
-    NonNull::new(raw.cast::<u8>())
-}
-
-/// The cross-build cannot charge quota: Wine aborts on `ExAllocatePool2`, and nt.rs has
-/// no `ExAllocatePoolWithQuotaTag` yet. Under Wine (a test host) the block is the
-/// driver's own; the driver-wide budget still bounds it.
-#[cfg(nt_source = "mingw")]
-fn allocate_with_quota(bytes: usize) -> Option<NonNull<u8>> {
-    allocate(bytes)
 }
 
 /// Frees a block from [`allocate`]. IRQL <= DISPATCH_LEVEL.

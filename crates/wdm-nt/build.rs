@@ -17,7 +17,7 @@ const MINGW_INCLUDE: &str = "/usr/share/mingw-w64/include";
 
 /// Every function either driver calls through ntoskrnl.exe (names of wdm.h/ntddk.h).
 #[cfg(feature = "cross")]
-const FUNCTIONS: &str = "Ex(AllocatePoolWithTag|FreePoolWithTag)|\
+const FUNCTIONS: &str = "Ex(AllocatePoolWithQuotaTag|AllocatePoolWithTag|FreePoolWithTag)|\
      Io(AcquireCancelSpinLock|AcquireRemoveLockEx|AttachDeviceToDeviceStack|\
      BuildDeviceIoControlRequest|CancelIrp|CreateDevice|CreateSymbolicLink|DeleteDevice|\
      DeleteSymbolicLink|DetachDevice|ForwardIrpSynchronously|GetDeviceInterfaces|\

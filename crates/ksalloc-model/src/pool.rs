@@ -5,7 +5,7 @@
 //! pool allocation on the calling thread consumes — the model's frame blocks, and, in a
 //! test binary that installs [`FaultyGlobal`] as its `#[global_allocator]`, every heap
 //! allocation the core makes (on Windows those come from nonpaged pool through
-//! wdk-alloc). So "fail each allocation of a create path in turn" is a loop over `n`.
+//! wdm-nt's pool allocator). So "fail each allocation of a create path in turn" is a loop over `n`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

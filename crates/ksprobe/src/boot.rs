@@ -32,7 +32,7 @@ const WAIT_FOR_FILTER_SECONDS: u32 = 60;
 /// `registry_path` is DriverEntry's service key path.
 unsafe fn requested(registry_path: nt::PCUNICODE_STRING) -> bool {
     // SAFETY: the caller's contract.
-    unsafe { nt::service_dword(registry_path, &VALUE_NAME) }.is_some_and(|v| v != 0)
+    unsafe { nt::service_dword(registry_path, &[], &VALUE_NAME) }.is_some_and(|v| v != 0)
 }
 
 /// Starts the boot-mode thread if the service key asks for it. PASSIVE_LEVEL.

@@ -54,11 +54,16 @@ pub use wdk_sys::ntddk::{DbgPrint, KeGetCurrentIrql, KeQueryPerformanceCounter, 
 // ExAllocatePoolWithTag, and kernels before 2004 (and Wine, ReactOS) have nothing else,
 // so the WDK build declares it here (prototype: MS page "ExAllocatePoolWithTag function
 // (wdm.h)"; POOL_TYPE is a C enum, an `int` in MSVC); ntoskrnl.lib, which wdk-build
-// links, exports it.
+// links, exports it. ExAllocatePoolWithQuotaTag likewise (MS page
+// "ExAllocatePoolWithQuotaTag function (wdm.h)"): the quota charge where ExAllocatePool2
+// is absent.
 #[cfg(nt_source = "wdk")]
 unsafe extern "system" {
     /// `PVOID ExAllocatePoolWithTag(POOL_TYPE PoolType, SIZE_T NumberOfBytes, ULONG Tag)`.
     pub fn ExAllocatePoolWithTag(PoolType: i32, NumberOfBytes: u64, Tag: u32) -> PVOID;
+    /// `PVOID ExAllocatePoolWithQuotaTag(POOL_TYPE PoolType, SIZE_T NumberOfBytes,
+    /// ULONG Tag)`.
+    pub fn ExAllocatePoolWithQuotaTag(PoolType: i32, NumberOfBytes: u64, Tag: u32) -> PVOID;
 }
 
 /// The cross-build's bindings (build.rs).
@@ -80,7 +85,7 @@ mod mingw {
 }
 
 #[cfg(nt_source = "mingw")]
-pub use mingw::ExAllocatePoolWithTag;
+pub use mingw::{ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag};
 
 // ZwCreateEvent is declared in ntifs.h, which ntddk.h does not include (prototype: MS page
 // "ZwCreateEvent function (ntifs.h)").

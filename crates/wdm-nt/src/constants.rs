@@ -55,6 +55,12 @@ pub const ALL_PROCESSOR_GROUPS: u16 = 0xffff;
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;
 /// `FILE_DEVICE_KS`.
 pub const FILE_DEVICE_KS: u32 = ks_abi::ioctl::FILE_DEVICE_KS;
+/// `POOL_FLAG_USE_QUOTA` (wdm.h; "ExAllocatePool2 function" page: charge the block to
+/// the current process's quota).
+pub const POOL_FLAG_USE_QUOTA: u64 = 0x0000_0000_0000_0001;
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE` (wdm.h): OR'd into the pool type,
+/// `ExAllocatePoolWithQuotaTag` returns null instead of raising an exception.
+pub const POOL_QUOTA_FAIL_INSTEAD_OF_RAISE: i32 = 8;
 /// `POOL_FLAG_NON_PAGED`.
 pub const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
 /// `NonPagedPoolNx` (`POOL_TYPE`).

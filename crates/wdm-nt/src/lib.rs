@@ -41,8 +41,8 @@ pub use bindings::*;
 pub use constants::*;
 pub use macros::*;
 pub use optional::{
-    allocate_nonpaged, resolve_optional_routines, KeGetCurrentProcessorNumberEx,
-    KeQueryMaximumProcessorCountEx,
+    allocate_nonpaged, allocate_nonpaged_quota, resolve_optional_routines,
+    KeGetCurrentProcessorNumberEx, KeQueryMaximumProcessorCountEx,
 };
 pub use registry::service_dword;
 pub use runtime::PoolAllocator;

@@ -21,8 +21,12 @@ use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::bindings::{ExAllocatePoolWithTag, MmGetSystemRoutineAddress, PVOID};
-use crate::constants::{NON_PAGED_POOL_NX, POOL_FLAG_NON_PAGED};
+use crate::bindings::{
+    ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag, MmGetSystemRoutineAddress, PVOID,
+};
+use crate::constants::{
+    NON_PAGED_POOL_NX, POOL_FLAG_NON_PAGED, POOL_FLAG_USE_QUOTA, POOL_QUOTA_FAIL_INSTEAD_OF_RAISE,
+};
 use crate::strings::{counted, wide};
 
 /// `PVOID ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, ULONG Tag)`.
@@ -102,6 +106,36 @@ pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
     }
     // SAFETY: the caller's IRQL contract.
     let block = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX as _, bytes as _, tag) };
+    if !block.is_null() {
+        // SAFETY: a fresh block of at least `bytes` bytes, ours.
+        unsafe { block.cast::<u8>().write_bytes(0, bytes) };
+    }
+    block
+}
+
+/// Nonpaged, zeroed pool charged to the current process's quota:
+/// `ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA)` where the kernel has it,
+/// else `ExAllocatePoolWithQuotaTag(NonPagedPoolNx | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE)`
+/// zeroed here. Null when the pool or the quota is exhausted (neither raises). Call in the
+/// context of the process to charge (IRP_MJ_CREATE of its request); the block keeps that
+/// process referenced until it is freed.
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+pub unsafe fn allocate_nonpaged_quota(bytes: usize, tag: u32) -> PVOID {
+    // Acquire: see the slots' comment.
+    let routine = EX_ALLOCATE_POOL2.load(Ordering::Acquire);
+    if !routine.is_null() {
+        // SAFETY: the address of the kernel's ExAllocatePool2, whose prototype this is.
+        let allocate =
+            unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Routine>(routine) };
+        // SAFETY: the caller's IRQL contract; without POOL_FLAG_RAISE_ON_FAILURE it
+        // returns null on failure; it zeroes the block.
+        return unsafe { allocate(POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA, bytes, tag) };
+    }
+    let pool_type = NON_PAGED_POOL_NX | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
+    // SAFETY: the caller's IRQL contract; the flag makes failure a null return.
+    let block = unsafe { ExAllocatePoolWithQuotaTag(pool_type as _, bytes as _, tag) };
     if !block.is_null() {
         // SAFETY: a fresh block of at least `bytes` bytes, ours.
         unsafe { block.cast::<u8>().write_bytes(0, bytes) };

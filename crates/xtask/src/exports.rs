@@ -64,6 +64,7 @@ pub const EXPORTS: &[Export] = &[
     row("__C_specific_handler", NT, [Y, Y, Y], Import),
     row("DbgPrint", NT, [Y, Y, Y], Import),
     row("ExAllocatePool2", NT, [N, N, N], RunTime), // Windows: build 19041 and later only
+    row("ExAllocatePoolWithQuotaTag", NT, [Y, Y, Y], Import),
     row("ExAllocatePoolWithTag", NT, [Y, Y, Y], Import),
     row("ExEventObjectType", NT, [Y, Y, Y], RunTime), // data: looked up, never imported
     row("ExFreePoolWithTag", NT, [Y, Y, Y], Import),
