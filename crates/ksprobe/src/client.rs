@@ -12,6 +12,11 @@
 //! - Function table: called between `KeRaiseIrql(DISPATCH_LEVEL)` and `KeLowerIrql`,
 //!   with the allocator's file object, referenced for as long as the table is held.
 //!
+//! - Under Wine (the cross-build, `nt_source = "mingw"`) relative creates cannot reach a
+//!   driver, so opens, closes and file-object references go through
+//!   [`crate::standin`], which plays the I/O manager's part in-process; requests and
+//!   the function table are the same code as on Windows.
+//!
 //! Everything here runs at PASSIVE_LEVEL in the runner's thread unless it says
 //! otherwise; that thread is also where the I/O manager completes our threaded IRPs
 //! (a special kernel APC), which the waits below rely on.
@@ -44,6 +49,7 @@ use crate::nt;
 /// An open KS object: its kernel handle, its file object (referenced) and the device
 /// requests about it go to.
 pub struct Object {
+    #[cfg(not(nt_source = "mingw"))]
     handle: nt::HANDLE,
     file: nt::PFILE_OBJECT,
     device: nt::PDEVICE_OBJECT,
@@ -140,9 +146,11 @@ impl KernelClient {
         Ok(Self { filter, frequency })
     }
 
-    /// `ZwCreateFile` on `name` relative to `root` (or absolute), then the file object
+    /// `ZwCreateFile` on `name` relative to `parent` (or absolute), then the file object
     /// and its device. PASSIVE_LEVEL.
-    fn open(root: nt::HANDLE, name: &[u16], access: u32) -> Result<Object, NtStatus> {
+    #[cfg(not(nt_source = "mingw"))]
+    fn open(parent: Option<&Object>, name: &[u16], access: u32) -> Result<Object, NtStatus> {
+        let root = parent.map_or(null_mut(), |p| p.handle);
         let mut name = nt::counted(name).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
         // SAFETY: OBJECT_ATTRIBUTES is plain data; every field is set below.
         let mut attributes: nt::OBJECT_ATTRIBUTES = unsafe { core::mem::zeroed() };
@@ -197,6 +205,15 @@ impl KernelClient {
             // SAFETY: `file` is referenced.
             device: unsafe { device_of(file) },
         })
+    }
+
+    /// The stand-in's open (module docs): no handle, no access check.
+    #[cfg(nt_source = "mingw")]
+    fn open(parent: Option<&Object>, name: &[u16], _access: u32) -> Result<Object, NtStatus> {
+        let parent = parent.map_or(null_mut(), |p| p.file);
+        // SAFETY: `parent` is null or the file object of a live `Object`.
+        let (file, device) = unsafe { crate::standin::open(parent, name) }?;
+        Ok(Object { file, device })
     }
 
     /// One synchronous KS IOCTL to `object`: `input` is the request, `data` the data
@@ -272,6 +289,7 @@ impl KernelClient {
 ///
 /// # Safety
 /// `file` is a referenced file object.
+#[cfg(not(nt_source = "mingw"))]
 unsafe fn device_of(file: nt::PFILE_OBJECT) -> nt::PDEVICE_OBJECT {
     // SAFETY: the caller's contract; any IRQL <= DISPATCH_LEVEL.
     let related = unsafe { nt::IoGetRelatedDeviceObject(file) };
@@ -396,7 +414,7 @@ unsafe fn multi_sz_len(list: *const u16) -> usize {
 
 /// Whether opening `path` reaches a device of `\Driver\ksalloc`. PASSIVE_LEVEL.
 fn serves_ksalloc(path: &[u16]) -> bool {
-    let Ok(object) = KernelClient::open(null_mut(), path, nt::GENERIC_READ | nt::GENERIC_WRITE)
+    let Ok(object) = KernelClient::open(None, path, nt::GENERIC_READ | nt::GENERIC_WRITE)
     else {
         return false;
     };
@@ -418,12 +436,27 @@ fn serves_ksalloc(path: &[u16]) -> bool {
 
 /// Closes a handle, then drops our file-object reference (IRP_MJ_CLOSE follows once no
 /// one else holds one).
+#[cfg(not(nt_source = "mingw"))]
 fn close_object(object: Object) {
     // SAFETY: our kernel handle, closed once; PASSIVE_LEVEL.
     unsafe { nt::ZwClose(object.handle) };
     // SAFETY: the reference `open` took.
     unsafe { nt::ObDereferenceObject(object.file.cast()) };
 }
+
+/// The stand-in's close: CLEANUP, then the handle's reference goes (CLOSE at the last).
+#[cfg(nt_source = "mingw")]
+fn close_object(object: Object) {
+    // SAFETY: the file object `open` made; its handle is closed once, here.
+    unsafe { crate::standin::close_handle(object.file) };
+}
+
+/// `ObReferenceObject` / `ObDereferenceObject` on a file object we opened: the object
+/// manager's on Windows, the stand-in's own count under Wine.
+#[cfg(not(nt_source = "mingw"))]
+use nt::{ObDereferenceObject as dereference_file, ObReferenceObject as reference_file};
+#[cfg(nt_source = "mingw")]
+use crate::standin::{dereference as dereference_file, reference as reference_file};
 
 /// A relative timeout of `ms` milliseconds (100 ns units, negative = relative).
 fn timeout(ms: u32) -> nt::LARGE_INTEGER {
@@ -459,7 +492,7 @@ impl ProbeClient for KernelClient {
 
     fn open_filter(&self) -> Result<Object, NtStatus> {
         Self::open(
-            null_mut(),
+            None,
             &self.filter,
             nt::GENERIC_READ | nt::GENERIC_WRITE,
         )
@@ -467,7 +500,7 @@ impl ProbeClient for KernelClient {
 
     fn create_pin(&self, filter: &Object, pin_id: u32) -> Result<Object, NtStatus> {
         let name = ks::child_create_name(&KSNAME_PIN, &ks::connect_bytes(pin_id));
-        Self::open(filter.handle, &name, nt::GENERIC_READ | nt::GENERIC_WRITE)
+        Self::open(Some(filter), &name, nt::GENERIC_READ | nt::GENERIC_WRITE)
     }
 
     fn create_allocator(
@@ -477,7 +510,7 @@ impl ProbeClient for KernelClient {
     ) -> Result<Object, NtStatus> {
         // KsCreateAllocator asks for GENERIC_READ.
         let name = ks::child_create_name(&KSNAME_ALLOCATOR, &ks::framing_bytes(framing));
-        Self::open(pin.handle, &name, nt::GENERIC_READ)
+        Self::open(Some(pin), &name, nt::GENERIC_READ)
     }
 
     fn close(&self, handle: Object) {
@@ -515,7 +548,7 @@ impl ProbeClient for KernelClient {
         };
         // SAFETY: the allocator's file object is referenced by `allocator`; the table
         // takes its own reference, dropped in `release_table`.
-        unsafe { nt::ObReferenceObject(allocator.file.cast()) };
+        unsafe { reference_file(allocator.file.cast()) };
         Ok(Table {
             allocate,
             free,
@@ -547,7 +580,7 @@ impl ProbeClient for KernelClient {
 
     fn release_table(&self, table: Table) {
         // SAFETY: the reference `function_table` took.
-        unsafe { nt::ObDereferenceObject(table.file.cast()) };
+        unsafe { dereference_file(table.file.cast()) };
     }
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {

@@ -16,6 +16,7 @@
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
 //! | `runtime` | the cross-build's stand-ins for wdk-alloc and wdk-panic |
+//! | `standin` | the cross-build's stand-in for the I/O manager's file objects (Wine) |
 //!
 //! Without the `wdk` or `cross` feature (every Linux host build) the package is an
 //! empty library: the scenarios themselves are proven on the model by
@@ -41,5 +42,10 @@ mod boot;
 mod client;
 #[cfg(driver)]
 mod driver;
+// The cross-build opens through `standin`, which leaves ZwCreateFile and its flags,
+// ObReferenceObject and IoGetRelatedDeviceObject to the WDK build.
 #[cfg(driver)]
+#[cfg_attr(nt_source = "mingw", allow(dead_code, unused_imports))]
 mod nt;
+#[cfg(nt_source = "mingw")]
+mod standin;

@@ -440,3 +440,57 @@ pub unsafe fn service_dword(registry_path: PCUNICODE_STRING, name: &[u16]) -> Op
     let _ = unsafe { ZwClose(key) };
     (nt_success(status) && info[1] == REG_DWORD && info[2] == 4).then_some(info[3])
 }
+
+// ---- the Wine stand-in for the I/O manager (standin.rs), cross-build only -------------
+//
+// Declared by hand from their prototypes so that build.rs needs no change: wdm.h's
+// IoAllocateIrp, IoFreeIrp, KeSetEvent and MmGetSystemRoutineAddress (MS pages of those
+// names), and ObReferenceObjectByName, which the WDK does not document and mingw-w64
+// declares in ntifs.h (not in ntddk.h); ntoskrnl exports all five, Wine 8's too.
+// IoDriverObjectType is a data export: the stand-in looks its address up with
+// MmGetSystemRoutineAddress instead of importing data.
+
+#[cfg(nt_source = "mingw")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    /// `PIRP IoAllocateIrp(CCHAR StackSize, BOOLEAN ChargeQuota)`.
+    pub fn IoAllocateIrp(StackSize: i8, ChargeQuota: u8) -> PIRP;
+    /// `VOID IoFreeIrp(PIRP Irp)`.
+    pub fn IoFreeIrp(Irp: PIRP);
+    /// `LONG KeSetEvent(PRKEVENT Event, KPRIORITY Increment, BOOLEAN Wait)`.
+    pub fn KeSetEvent(Event: *mut KEVENT, Increment: i32, Wait: u8) -> i32;
+    /// `PVOID MmGetSystemRoutineAddress(PUNICODE_STRING SystemRoutineName)`.
+    pub fn MmGetSystemRoutineAddress(SystemRoutineName: *mut UNICODE_STRING) -> PVOID;
+    /// `NTSTATUS ObReferenceObjectByName(PUNICODE_STRING ObjectName, ULONG Attributes,
+    /// PACCESS_STATE AccessState, ACCESS_MASK DesiredAccess, POBJECT_TYPE ObjectType,
+    /// KPROCESSOR_MODE AccessMode, PVOID ParseContext, PVOID *Object)`.
+    pub fn ObReferenceObjectByName(
+        ObjectName: *mut UNICODE_STRING,
+        Attributes: u32,
+        AccessState: PVOID,
+        DesiredAccess: u32,
+        ObjectType: PVOID,
+        AccessMode: i8,
+        ParseContext: PVOID,
+        Object: *mut PVOID,
+    ) -> NTSTATUS;
+}
+
+/// `SynchronizationEvent` (`EVENT_TYPE`).
+#[cfg(nt_source = "mingw")]
+pub const SYNCHRONIZATION_EVENT: EVENT_TYPE = 1;
+/// `STATUS_MORE_PROCESSING_REQUIRED`: a completion routine keeps the IRP.
+#[cfg(nt_source = "mingw")]
+pub const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = 0xC000_0016_u32 as NTSTATUS;
+/// `IO_TYPE_FILE`: `FILE_OBJECT.Type`.
+#[cfg(nt_source = "mingw")]
+pub const IO_TYPE_FILE: i16 = 5;
+/// `IRP_CREATE_OPERATION` | `IRP_SYNCHRONOUS_API` (`IRP.Flags` of a create).
+#[cfg(nt_source = "mingw")]
+pub const IRP_CREATE_FLAGS: u32 = 0x0000_0080 | 0x0000_0004;
+/// `IRP_CLOSE_OPERATION` | `IRP_SYNCHRONOUS_API` (`IRP.Flags` of a cleanup or close).
+#[cfg(nt_source = "mingw")]
+pub const IRP_CLOSE_FLAGS: u32 = 0x0000_0400 | 0x0000_0004;
+/// `SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL`.
+#[cfg(nt_source = "mingw")]
+pub const SL_INVOKE_ALWAYS: u8 = 0x40 | 0x80 | 0x20;
