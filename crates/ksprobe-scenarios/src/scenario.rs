@@ -36,11 +36,15 @@ pub enum ScenarioId {
     CloseWithFramesOut,
     /// Latency of AllocateFrame + FreeFrame pairs at DISPATCH_LEVEL.
     TimeAllocFree,
+    /// The bad-input catalogue's IOCTL cases and the user-mode requests of
+    /// [`crate::requests`], each answered with its documented status, none changing the
+    /// allocator's STATUS, the driver serving on after bad addresses.
+    BadRequests,
 }
 
 impl ScenarioId {
     /// Every scenario, in run order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::OpenChain,
         Self::FunctionTable,
         Self::AllocFreeDispatch,
@@ -50,6 +54,7 @@ impl ScenarioId {
         Self::CancelPending,
         Self::CloseWithFramesOut,
         Self::TimeAllocFree,
+        Self::BadRequests,
     ];
 
     /// The name used on the command line and in reports.
@@ -65,6 +70,7 @@ impl ScenarioId {
             Self::CancelPending => "cancel_pending",
             Self::CloseWithFramesOut => "close_with_frames_out",
             Self::TimeAllocFree => "time_alloc_free",
+            Self::BadRequests => "bad_requests",
         }
     }
 
@@ -87,6 +93,9 @@ impl ScenarioId {
                 "close with frames out: ALLOCs cancelled, frames still returnable"
             }
             Self::TimeAllocFree => "AllocateFrame + FreeFrame pair latency at DISPATCH_LEVEL",
+            Self::BadRequests => {
+                "catalogue IOCTLs and user-mode bad pointers get their documented status"
+            }
         }
     }
 
@@ -240,6 +249,7 @@ pub fn run<C: ProbeClient>(client: &C, id: ScenarioId, config: &Config) -> Scena
             ScenarioId::CancelPending => cancel_pending(client, config),
             ScenarioId::CloseWithFramesOut => close_with_frames_out(client, config),
             ScenarioId::TimeAllocFree => time_alloc_free(client, config),
+            ScenarioId::BadRequests => bad_requests(client, config),
         },
     };
     let elapsed_ns = client.now_ns().saturating_sub(start);
@@ -589,6 +599,69 @@ fn cancel_pending<C: ProbeClient>(client: &C, config: &Config) -> Checked {
         .at_dispatch(|| rig.table_alloc())
         .map_err(|s| Failure::status("AllocateFrame failed after the cancel", s))?;
     Ok(Extra::default())
+}
+
+/// Sends every case of [`crate::requests`] on one filter/pin/allocator chain. Stops at
+/// the first case that gets another status or Information, or changes the allocator's
+/// STATUS; the failure names the case.
+fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    use crate::requests::{catalogue_cases, user_cases, Target};
+    let rig = Rig::open(client, config)?;
+    let (filter, pin) = rig.filter_and_pin()?;
+    let allocator = rig.allocator()?;
+    let spare = client
+        .create_event()
+        .map_err(|s| Failure::status("create an event", s))?;
+    let before = rig.status();
+    let (mut sent, mut unsent) = (0u32, 0u32);
+    let mut verdict = Ok(());
+    for case in catalogue_cases().iter().chain(user_cases().iter()) {
+        let object = match case.target {
+            Target::Filter => filter,
+            Target::Pin => pin,
+            Target::Allocator => allocator,
+        };
+        let Some((status, information)) = client.raw_ioctl(object, case, &spare) else {
+            unsent += 1;
+            continue;
+        };
+        sent += 1;
+        let name = case.name;
+        #[allow(clippy::cast_sign_loss)] // NTSTATUS bit patterns.
+        let documented = u64::from(case.status.0 as u32);
+        verdict = if status != case.status {
+            Err(Failure::status(
+                &alloc::format!("{name}: status (documented, Information)"),
+                status,
+            )
+            .with_values(documented, information as u64))
+        } else if case.information.is_some_and(|i| i != information) {
+            Err(
+                Failure::new(&alloc::format!("{name}: Information (got, documented)"))
+                    .with_values(information as u64, case.information.unwrap_or(0) as u64),
+            )
+        } else if rig.status() != before {
+            Err(Failure::new(&alloc::format!(
+                "{name}: changed the allocator's STATUS"
+            )))
+        } else {
+            Ok(())
+        };
+        if verdict.is_err() {
+            break;
+        }
+    }
+    client.destroy_event(spare);
+    verdict?;
+    let mut note = alloc::string::String::new();
+    let _ = core::fmt::write(
+        &mut note,
+        format_args!("{sent} requests; {unsent} this client cannot send"),
+    );
+    Ok(Extra {
+        timings: None,
+        note: Text::new(&note),
+    })
 }
 
 #[allow(clippy::cast_possible_truncation)] // Patterns are frame indices mod 256.

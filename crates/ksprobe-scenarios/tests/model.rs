@@ -7,9 +7,12 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
+use ks_abi::ks::{eventf, KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
-use ksalloc_model::{FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel};
+use ksalloc_model::{
+    FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel, RequestorMode,
+};
+use ksprobe_scenarios::requests::{event_data, Buffer, IoctlCase, Mode};
 use ksprobe_scenarios::wire::{Request, Response};
 use ksprobe_scenarios::{frame, run, Config, Outcome, ProbeClient, ScenarioId, ScenarioResult};
 
@@ -181,6 +184,32 @@ impl ProbeClient for ModelProbe {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+
+    /// The model passes buffers as bytes: it sends every case but those with a bad
+    /// address (the real driver's SEH capture is what those test).
+    fn raw_ioctl(
+        &self,
+        object: &Handle,
+        case: &IoctlCase,
+        spare: &ModelProbeEvent,
+    ) -> Option<(NtStatus, usize)> {
+        let bytes = |b: &Buffer| match b {
+            Buffer::Bytes(bytes) => Some(bytes.clone()),
+            Buffer::SpareEvent => Some(event_data(eventf::EVENT_HANDLE, spare.handle)),
+            Buffer::Bad { .. } => None,
+        };
+        let (input, data) = (bytes(&case.input)?, bytes(&case.data)?);
+        let mode = match case.mode {
+            Mode::Kernel => RequestorMode::Kernel,
+            Mode::User => RequestorMode::User,
+        };
+        let irp = self
+            .client
+            .driver()
+            .device_control(object, case.code, &input, &data, mode);
+        let done = irp.completion()?;
+        Some((done.status, done.information))
+    }
 }
 
 /// Runs one scenario on a fresh model kernel and checks it leaked nothing.
@@ -218,6 +247,25 @@ passes! {
     cancel_pending_passes => CancelPending,
     close_with_frames_out_passes => CloseWithFramesOut,
     time_alloc_free_passes => TimeAllocFree,
+    bad_requests_passes => BadRequests,
+}
+
+#[test]
+fn bad_requests_sends_every_case_the_model_can_express() {
+    use ksprobe_scenarios::requests::{catalogue_cases, user_cases};
+    let result = run_on_model(ScenarioId::BadRequests, &Config::DEFAULT);
+    let all: Vec<IoctlCase> = catalogue_cases().into_iter().chain(user_cases()).collect();
+    let bad = all
+        .iter()
+        .filter(|c| matches!(c.input, Buffer::Bad { .. }) || matches!(c.data, Buffer::Bad { .. }))
+        .count();
+    assert_eq!(
+        result.note.as_str(),
+        format!(
+            "{} requests; {bad} this client cannot send",
+            all.len() - bad
+        )
+    );
 }
 
 #[test]

@@ -414,8 +414,7 @@ unsafe fn multi_sz_len(list: *const u16) -> usize {
 
 /// Whether opening `path` reaches a device of `\Driver\ksalloc`. PASSIVE_LEVEL.
 fn serves_ksalloc(path: &[u16]) -> bool {
-    let Ok(object) = KernelClient::open(None, path, nt::GENERIC_READ | nt::GENERIC_WRITE)
-    else {
+    let Ok(object) = KernelClient::open(None, path, nt::GENERIC_READ | nt::GENERIC_WRITE) else {
         return false;
     };
     // SAFETY: the device is live while its file object is referenced.
@@ -451,12 +450,12 @@ fn close_object(object: Object) {
     unsafe { crate::standin::close_handle(object.file) };
 }
 
+#[cfg(nt_source = "mingw")]
+use crate::standin::{dereference as dereference_file, reference as reference_file};
 /// `ObReferenceObject` / `ObDereferenceObject` on a file object we opened: the object
 /// manager's on Windows, the stand-in's own count under Wine.
 #[cfg(not(nt_source = "mingw"))]
 use nt::{ObDereferenceObject as dereference_file, ObReferenceObject as reference_file};
-#[cfg(nt_source = "mingw")]
-use crate::standin::{dereference as dereference_file, reference as reference_file};
 
 /// A relative timeout of `ms` milliseconds (100 ns units, negative = relative).
 fn timeout(ms: u32) -> nt::LARGE_INTEGER {
@@ -491,11 +490,7 @@ impl ProbeClient for KernelClient {
     type Event = Event;
 
     fn open_filter(&self) -> Result<Object, NtStatus> {
-        Self::open(
-            None,
-            &self.filter,
-            nt::GENERIC_READ | nt::GENERIC_WRITE,
-        )
+        Self::open(None, &self.filter, nt::GENERIC_READ | nt::GENERIC_WRITE)
     }
 
     fn create_pin(&self, filter: &Object, pin_id: u32) -> Result<Object, NtStatus> {

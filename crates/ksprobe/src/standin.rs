@@ -118,8 +118,9 @@ pub unsafe fn open(
 fn strip_device_name(name: &[u16]) -> Option<&[u16]> {
     let prefix = name.get(..DEVICE_NAME.len())?;
     let rest = &name[DEVICE_NAME.len()..];
-    (eq_ascii_ignore_case(prefix, DEVICE_NAME) && rest.first().is_none_or(|&c| c == u16::from(b'\\')))
-        .then_some(rest)
+    (eq_ascii_ignore_case(prefix, DEVICE_NAME)
+        && rest.first().is_none_or(|&c| c == u16::from(b'\\')))
+    .then_some(rest)
 }
 
 /// `\Driver\ksalloc`, referenced. PASSIVE_LEVEL.
@@ -248,7 +249,11 @@ unsafe fn retire(block: *mut Block) {
     }
     // SAFETY: the FILE_OBJECT part of our block; a driver reading it later finds 0xDD
     // in every field (FsContext 0xDDDD...: not a canonical address).
-    unsafe { block.cast::<u8>().write_bytes(0xDD, core::mem::size_of::<nt::FILE_OBJECT>()) };
+    unsafe {
+        block
+            .cast::<u8>()
+            .write_bytes(0xDD, core::mem::size_of::<nt::FILE_OBJECT>())
+    };
     // Relaxed: the slot index only spreads blocks over the ring.
     let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % QUARANTINE.len();
     // AcqRel: the displaced block's poisoning (by whoever parked it) happens before our
