@@ -601,9 +601,10 @@ fn cancel_pending<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     Ok(Extra::default())
 }
 
-/// Sends every case of [`crate::requests`] on one filter/pin/allocator chain. Stops at
-/// the first case that gets another status or Information, or changes the allocator's
-/// STATUS; the failure names the case.
+/// Sends every case of [`crate::requests`] on one filter/pin/allocator chain and checks
+/// each gets its documented status and Information and leaves the allocator's STATUS
+/// as it was. All cases run (the driver must serve on after each); a failure names the
+/// first case that did not hold and counts them all (values: cases off, cases sent).
 fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     use crate::requests::{catalogue_cases, user_cases, Target};
     let rig = Rig::open(client, config)?;
@@ -612,9 +613,9 @@ fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     let spare = client
         .create_event()
         .map_err(|s| Failure::status("create an event", s))?;
-    let before = rig.status();
-    let (mut sent, mut unsent) = (0u32, 0u32);
-    let mut verdict = Ok(());
+    let mut last = rig.status();
+    let (mut sent, mut unsent, mut off) = (0u64, 0u64, 0u64);
+    let mut first: Option<Failure> = None;
     for case in catalogue_cases().iter().chain(user_cases().iter()) {
         let object = match case.target {
             Target::Filter => filter,
@@ -627,32 +628,36 @@ fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
         };
         sent += 1;
         let name = case.name;
-        #[allow(clippy::cast_sign_loss)] // NTSTATUS bit patterns.
-        let documented = u64::from(case.status.0 as u32);
-        verdict = if status != case.status {
-            Err(Failure::status(
-                &alloc::format!("{name}: status (documented, Information)"),
+        let now = rig.status();
+        let failure = if status != case.status {
+            #[allow(clippy::cast_sign_loss)] // NTSTATUS bit patterns.
+            let documented = case.status.0 as u32;
+            Some(Failure::status(
+                &alloc::format!("{name}: got the status below, documented {documented:#010x}"),
                 status,
-            )
-            .with_values(documented, information as u64))
+            ))
         } else if case.information.is_some_and(|i| i != information) {
-            Err(
-                Failure::new(&alloc::format!("{name}: Information (got, documented)"))
-                    .with_values(information as u64, case.information.unwrap_or(0) as u64),
-            )
-        } else if rig.status() != before {
-            Err(Failure::new(&alloc::format!(
+            Some(Failure::new(&alloc::format!(
+                "{name}: Information {information}, documented {}",
+                case.information.unwrap_or(0)
+            )))
+        } else if now != last {
+            Some(Failure::new(&alloc::format!(
                 "{name}: changed the allocator's STATUS"
             )))
         } else {
-            Ok(())
+            None
         };
-        if verdict.is_err() {
-            break;
+        last = now;
+        if let Some(failure) = failure {
+            off += 1;
+            first.get_or_insert(failure);
         }
     }
     client.destroy_event(spare);
-    verdict?;
+    if let Some(failure) = first {
+        return Err(failure.with_values(off, sent));
+    }
     let mut note = alloc::string::String::new();
     let _ = core::fmt::write(
         &mut note,

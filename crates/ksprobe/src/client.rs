@@ -39,6 +39,7 @@ use ks_abi::ks::{
 };
 use ks_abi::{Guid, NtStatus};
 use ksprobe_scenarios::path::{filter_candidates, is_ksalloc_driver, to_nt_path};
+use ksprobe_scenarios::requests::IoctlCase;
 use ksprobe_scenarios::wire::Request;
 use ksprobe_scenarios::{frame, ks, ProbeClient};
 
@@ -792,6 +793,20 @@ impl ProbeClient for KernelClient {
     fn verify_frame(&self, frame: usize, len: usize, pattern: u8) -> bool {
         // SAFETY: see `frame_bytes`.
         unsafe { frame_bytes(frame, len) }.is_some_and(|bytes| frame::verify(bytes, pattern))
+    }
+
+    fn raw_ioctl(
+        &self,
+        object: &Object,
+        case: &IoctlCase,
+        spare: &Event,
+    ) -> Option<(NtStatus, usize)> {
+        Some(crate::raw::send(
+            object.file,
+            object.device,
+            case,
+            &spare.data,
+        ))
     }
 
     fn now_ns(&self) -> u64 {

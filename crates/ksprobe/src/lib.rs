@@ -14,6 +14,7 @@
 //! | `nt` | every kernel name ksprobe uses, and the WDK's inline helpers |
 //! | `boot` | boot mode: every scenario from a system thread, reported with DbgPrint |
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
+//! | `raw` | raw KS IOCTLs as a case of `ksprobe_scenarios::requests` says (user or kernel requestor) |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
 //! | `runtime` | the cross-build's stand-ins for wdk-alloc and wdk-panic |
 //! | `standin` | the cross-build's stand-in for the I/O manager's file objects (Wine) |
@@ -42,6 +43,8 @@ mod boot;
 mod client;
 #[cfg(driver)]
 mod driver;
+#[cfg(driver)]
+mod raw;
 // The cross-build opens through `standin`, which leaves ZwCreateFile and its flags,
 // ObReferenceObject and IoGetRelatedDeviceObject to the WDK build.
 #[cfg(driver)]

@@ -441,14 +441,20 @@ pub unsafe fn service_dword(registry_path: PCUNICODE_STRING, name: &[u16]) -> Op
     (nt_success(status) && info[1] == REG_DWORD && info[2] == 4).then_some(info[3])
 }
 
-// ---- the Wine stand-in for the I/O manager (standin.rs), cross-build only -------------
+// ---- raw IOCTLs (raw.rs) and the Wine stand-in for the I/O manager (standin.rs) -------
 //
-// Declared by hand from their prototypes so that build.rs needs no change: wdm.h's
-// IoAllocateIrp, IoFreeIrp, KeSetEvent and MmGetSystemRoutineAddress (MS pages of those
-// names), and ObReferenceObjectByName, which the WDK does not document and mingw-w64
-// declares in ntifs.h (not in ntddk.h); ntoskrnl exports all five, Wine 8's too.
-// IoDriverObjectType is a data export: the stand-in looks its address up with
-// MmGetSystemRoutineAddress instead of importing data.
+// In the cross-build declared by hand from their prototypes so that build.rs needs no
+// change: wdm.h's IoAllocateIrp, IoFreeIrp, KeSetEvent and MmGetSystemRoutineAddress,
+// ntifs.h's ZwAllocateVirtualMemory and ZwFreeVirtualMemory (MS pages of those names),
+// and ObReferenceObjectByName, which the WDK does not document and mingw-w64 declares in
+// ntifs.h (not in ntddk.h); ntoskrnl exports all of them, Wine 8's too. IoDriverObjectType
+// is a data export: the stand-in looks its address up with MmGetSystemRoutineAddress
+// instead of importing data. Only raw.rs's names exist in the WDK build.
+
+#[cfg(nt_source = "wdk")]
+pub use wdk_sys::ntddk::{
+    IoAllocateIrp, IoFreeIrp, KeSetEvent, ZwAllocateVirtualMemory, ZwFreeVirtualMemory,
+};
 
 #[cfg(nt_source = "mingw")]
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -459,6 +465,24 @@ unsafe extern "C" {
     pub fn IoFreeIrp(Irp: PIRP);
     /// `LONG KeSetEvent(PRKEVENT Event, KPRIORITY Increment, BOOLEAN Wait)`.
     pub fn KeSetEvent(Event: *mut KEVENT, Increment: i32, Wait: u8) -> i32;
+    /// `NTSTATUS ZwAllocateVirtualMemory(HANDLE ProcessHandle, PVOID *BaseAddress,
+    /// ULONG_PTR ZeroBits, PSIZE_T RegionSize, ULONG AllocationType, ULONG Protect)`.
+    pub fn ZwAllocateVirtualMemory(
+        ProcessHandle: HANDLE,
+        BaseAddress: *mut PVOID,
+        ZeroBits: usize,
+        RegionSize: *mut usize,
+        AllocationType: u32,
+        Protect: u32,
+    ) -> NTSTATUS;
+    /// `NTSTATUS ZwFreeVirtualMemory(HANDLE ProcessHandle, PVOID *BaseAddress,
+    /// PSIZE_T RegionSize, ULONG FreeType)`.
+    pub fn ZwFreeVirtualMemory(
+        ProcessHandle: HANDLE,
+        BaseAddress: *mut PVOID,
+        RegionSize: *mut usize,
+        FreeType: u32,
+    ) -> NTSTATUS;
     /// `PVOID MmGetSystemRoutineAddress(PUNICODE_STRING SystemRoutineName)`.
     pub fn MmGetSystemRoutineAddress(SystemRoutineName: *mut UNICODE_STRING) -> PVOID;
     /// `NTSTATUS ObReferenceObjectByName(PUNICODE_STRING ObjectName, ULONG Attributes,
@@ -480,7 +504,6 @@ unsafe extern "C" {
 #[cfg(nt_source = "mingw")]
 pub const SYNCHRONIZATION_EVENT: EVENT_TYPE = 1;
 /// `STATUS_MORE_PROCESSING_REQUIRED`: a completion routine keeps the IRP.
-#[cfg(nt_source = "mingw")]
 pub const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = 0xC000_0016_u32 as NTSTATUS;
 /// `IO_TYPE_FILE`: `FILE_OBJECT.Type`.
 #[cfg(nt_source = "mingw")]
@@ -492,5 +515,20 @@ pub const IRP_CREATE_FLAGS: u32 = 0x0000_0080 | 0x0000_0004;
 #[cfg(nt_source = "mingw")]
 pub const IRP_CLOSE_FLAGS: u32 = 0x0000_0400 | 0x0000_0004;
 /// `SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL`.
-#[cfg(nt_source = "mingw")]
 pub const SL_INVOKE_ALWAYS: u8 = 0x40 | 0x80 | 0x20;
+/// `UserMode` (`KPROCESSOR_MODE`).
+pub const USER_MODE: i8 = 1;
+/// `IRP_BUFFERED_IO`: `AssociatedIrp.SystemBuffer` holds the data.
+pub const IRP_BUFFERED_IO: u32 = 0x0000_0010;
+/// `IRP_DEALLOCATE_BUFFER`: the I/O manager frees the system buffer at completion.
+pub const IRP_DEALLOCATE_BUFFER: u32 = 0x0000_0020;
+/// `IRP_INPUT_OPERATION`: completion copies the system buffer to `UserBuffer`.
+pub const IRP_INPUT_OPERATION: u32 = 0x0000_0040;
+/// `NtCurrentProcess()`.
+pub const CURRENT_PROCESS: HANDLE = -1_isize as HANDLE;
+/// `MEM_COMMIT | MEM_RESERVE`.
+pub const MEM_COMMIT_RESERVE: u32 = 0x0000_1000 | 0x0000_2000;
+/// `MEM_RELEASE`.
+pub const MEM_RELEASE: u32 = 0x0000_8000;
+/// `PAGE_READWRITE`.
+pub const PAGE_READWRITE: u32 = 0x04;
