@@ -103,10 +103,16 @@ done
 sed -i 's/\r$//' "$work/ksclient.log" "$work/ksprobe-run.log"
 
 # One line per check: ksclient's as they are, ksprobe-run's table rows as
-# "PASS|FAIL ksprobe <scenario> (time details)".
+# "PASS|FAIL ksprobe <scenario> (time details)" and the requests bad_requests sent
+# (its "  case PASS|FAIL <name>" lines) as "PASS|FAIL ksprobe request: <name>".
 {
     grep -E '^(PASS|FAIL|SKIP) ' "$work/ksclient.log" || true
-    awk '$2 == "PASS" || $2 == "FAIL" {
+    awk '$1 == "case" && ($2 == "PASS" || $2 == "FAIL") {
+        verdict = $2; $1 = ""; $2 = ""; sub(/^ +/, "")
+        print verdict " ksprobe request: " $0
+        next
+    }
+    $2 == "PASS" || $2 == "FAIL" {
         name = $1; verdict = $2; $1 = ""; $2 = ""; sub(/^ +/, "")
         print verdict " ksprobe " name " (" $0 ")"
     }' "$work/ksprobe-run.log"

@@ -566,6 +566,32 @@ pub fn catalogue_cases() -> Vec<IoctlCase> {
     ]
 }
 
+/// Every case the `bad_requests` scenario sends, in order: [`catalogue_cases`], then
+/// [`user_cases`]. A case's position is its bit in a failed result's verdict mask.
+#[must_use]
+pub fn all_cases() -> Vec<IoctlCase> {
+    let mut all = catalogue_cases();
+    all.extend(user_cases());
+    all
+}
+
+/// At most this many cases: a failed result carries their verdicts as a 128-bit mask in
+/// its two values.
+pub const MAX_CASES: usize = 128;
+
+/// The two result values of a verdict mask (bit i set: case i did not hold).
+#[must_use]
+#[allow(clippy::cast_possible_truncation)] // The two halves, on purpose.
+pub const fn mask_values(mask: u128) -> [u64; 2] {
+    [mask as u64, (mask >> 64) as u64]
+}
+
+/// The verdict mask of a failed result's two values.
+#[must_use]
+pub const fn values_mask(values: [u64; 2]) -> u128 {
+    values[0] as u128 | (values[1] as u128) << 64
+}
+
 /// User-mode requests only a real kernel can check: a good one (the capture and copy
 /// back), buffers at an unmapped and at a kernel address (the SEH capture must turn the
 /// fault into `STATUS_ACCESS_VIOLATION` and the driver keep serving), and the capture's

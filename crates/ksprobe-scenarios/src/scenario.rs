@@ -601,12 +601,17 @@ fn cancel_pending<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     Ok(Extra::default())
 }
 
-/// Sends every case of [`crate::requests`] on one filter/pin/allocator chain and checks
-/// each gets its documented status and Information and leaves the allocator's STATUS
-/// as it was. All cases run (the driver must serve on after each); a failure names the
-/// first case that did not hold and counts them all (values: cases off, cases sent).
+/// Sends every case of [`crate::requests::all_cases`] on one filter/pin/allocator chain
+/// and checks each gets its documented status and Information and leaves the
+/// allocator's STATUS as it was. All cases run (the driver must serve on after each); a
+/// failure names the first case that did not hold, with its status, and carries the
+/// verdicts of all as a mask in its values ([`crate::requests::values_mask`]).
 fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
-    use crate::requests::{catalogue_cases, user_cases, Target};
+    use crate::requests::{all_cases, mask_values, Target, MAX_CASES};
+    let cases = all_cases();
+    if cases.len() > MAX_CASES {
+        return Err(Failure::new("more cases than a verdict mask holds"));
+    }
     let rig = Rig::open(client, config)?;
     let (filter, pin) = rig.filter_and_pin()?;
     let allocator = rig.allocator()?;
@@ -614,9 +619,9 @@ fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
         .create_event()
         .map_err(|s| Failure::status("create an event", s))?;
     let mut last = rig.status();
-    let (mut sent, mut unsent, mut off) = (0u64, 0u64, 0u64);
-    let mut first: Option<Failure> = None;
-    for case in catalogue_cases().iter().chain(user_cases().iter()) {
+    let (mut sent, mut unsent, mut off) = (0u32, 0u32, 0u128);
+    let mut first: Option<(&str, Option<NtStatus>)> = None;
+    for (i, case) in cases.iter().enumerate() {
         let object = match case.target {
             Target::Filter => filter,
             Target::Pin => pin,
@@ -627,36 +632,25 @@ fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
             continue;
         };
         sent += 1;
-        let name = case.name;
         let now = rig.status();
-        let failure = if status != case.status {
-            #[allow(clippy::cast_sign_loss)] // NTSTATUS bit patterns.
-            let documented = case.status.0 as u32;
-            Some(Failure::status(
-                &alloc::format!("{name}: got the status below, documented {documented:#010x}"),
-                status,
-            ))
-        } else if case.information.is_some_and(|i| i != information) {
-            Some(Failure::new(&alloc::format!(
-                "{name}: Information {information}, documented {}",
-                case.information.unwrap_or(0)
-            )))
-        } else if now != last {
-            Some(Failure::new(&alloc::format!(
-                "{name}: changed the allocator's STATUS"
-            )))
-        } else {
-            None
-        };
+        let holds = status == case.status
+            && case.information.is_none_or(|i| i == information)
+            && now == last;
         last = now;
-        if let Some(failure) = failure {
-            off += 1;
-            first.get_or_insert(failure);
+        if !holds {
+            off |= 1 << i;
+            first.get_or_insert((case.name, (status != case.status).then_some(status)));
         }
     }
     client.destroy_event(spare);
-    if let Some(failure) = first {
-        return Err(failure.with_values(off, sent));
+    if let Some((name, status)) = first {
+        let reason = alloc::format!("{}/{sent} off; first {name}", off.count_ones());
+        let failure = match status {
+            Some(status) => Failure::status(&reason, status),
+            None => Failure::new(&reason),
+        };
+        let [low, high] = mask_values(off);
+        return Err(failure.with_values(low, high));
     }
     let mut note = alloc::string::String::new();
     let _ = core::fmt::write(

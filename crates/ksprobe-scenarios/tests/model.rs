@@ -383,6 +383,8 @@ enum Fault {
     EventNeverEnabled,
     /// A failing AllocateFrame first spins for 20 ms.
     SlowFailure,
+    /// Raw IOCTLs go out without their data buffer.
+    DataBufferDropped,
 }
 
 /// The model client with one [`Fault`].
@@ -560,6 +562,22 @@ impl ProbeClient for Broken {
     fn now_ns(&self) -> u64 {
         self.inner.now_ns()
     }
+
+    fn raw_ioctl(
+        &self,
+        object: &Handle,
+        case: &IoctlCase,
+        spare: &ModelProbeEvent,
+    ) -> Option<(NtStatus, usize)> {
+        if self.fault != Fault::DataBufferDropped {
+            return self.inner.raw_ioctl(object, case, spare);
+        }
+        let dropped = IoctlCase {
+            data: Buffer::Bytes(Vec::new()),
+            ..case.clone()
+        };
+        self.inner.raw_ioctl(object, &dropped, spare)
+    }
 }
 
 /// Short waits: the broken cases wait for things that never happen.
@@ -581,6 +599,26 @@ fn fails_with(fault: Fault, id: ScenarioId) -> (String, [u64; 2], Option<NtStatu
         Outcome::Pass => panic!("{} passed with {fault:?}", id.name()),
         Outcome::Fail(f) => (f.reason.to_string(), f.values, f.status),
     }
+}
+
+#[test]
+fn a_client_that_drops_data_buffers_fails_bad_requests_and_the_mask_names_the_cases() {
+    use ksprobe_scenarios::requests::{all_cases, values_mask};
+    let (reason, values, _) = fails_with(Fault::DataBufferDropped, ScenarioId::BadRequests);
+    let mask = values_mask(values);
+    let cases = all_cases();
+    let first = cases[mask.trailing_zeros() as usize].name;
+    assert!(
+        reason.starts_with(&format!("{}/", mask.count_ones())) && reason.ends_with(first),
+        "{reason} (mask {mask:#x})"
+    );
+    // Cases without a data buffer are unaffected.
+    for (i, case) in cases.iter().enumerate() {
+        if case.data.is_empty() {
+            assert_eq!(mask >> i & 1, 0, "{}", case.name);
+        }
+    }
+    assert!(mask.count_ones() >= 5, "{mask:#x}");
 }
 
 #[test]
