@@ -1,6 +1,7 @@
-//! Raw KS IOCTLs with the status the driver documents for each: the bad-input
-//! catalogue's IOCTL cases, and what only a real kernel can show (user-mode requests
-//! from bad or kernel addresses, and the user-buffer size limit).
+//! Raw KS IOCTLs, each with the status the driver documents for it.
+//!
+//! Two tables: the bad-input catalogue's IOCTL cases, and what only a real kernel can
+//! show (user-mode requests from bad or kernel addresses, the user-buffer size limit).
 //!
 //! The catalogue itself (`crates/ksalloc-model/src/catalogue.rs`) is std code over the
 //! model's harness; this is the same IOCTL cases as `no_std` data, so ksprobe can send
@@ -217,7 +218,9 @@ fn pin_id(id: u32) -> [u8; 8] {
     out
 }
 
-/// The catalogue's IOCTL cases (`Op::Ioctl`), in its order. Not here: its creates (the
+/// The catalogue's IOCTL cases (`Op::Ioctl`), in its order.
+///
+/// Not here: its creates (the
 /// scenarios create through the real I/O manager or the stand-in, with good names), its
 /// FREE cases (they name frames of its harness) and its after-close cases.
 #[must_use]
@@ -592,11 +595,13 @@ pub const fn values_mask(values: [u64; 2]) -> u128 {
     values[0] as u128 | (values[1] as u128) << 64
 }
 
-/// User-mode requests only a real kernel can check: a good one (the capture and copy
-/// back), buffers at an unmapped and at a kernel address (the SEH capture must turn the
+/// User-mode requests only a real kernel can check.
+///
+/// Good ones (the capture and copy back), buffers at an unmapped and at a kernel address (the SEH capture must turn the
 /// fault into `STATUS_ACCESS_VIOLATION` and the driver keep serving), and the capture's
 /// size limit (refused before the buffer is touched).
 #[must_use]
+#[allow(clippy::too_many_lines)] // A table.
 pub fn user_cases() -> Vec<IoctlCase> {
     use Mode::User;
     use NtStatus as S;

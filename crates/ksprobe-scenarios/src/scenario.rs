@@ -639,7 +639,7 @@ fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
         last = now;
         if !holds {
             off |= 1 << i;
-            first.get_or_insert((case.name, (status != case.status).then_some(status)));
+            first.get_or_insert_with(|| (case.name, (status != case.status).then_some(status)));
         }
     }
     client.destroy_event(spare);
