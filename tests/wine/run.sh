@@ -69,8 +69,10 @@ for name in ksalloc ksprobe; do
     wine sc create "$name" type= kernel start= demand group= "$group" 'binPath=' "C:\\drv\\$name.sys" \
         >>"$work/sc.log" 2>&1 </dev/null
 done
-# No PnP under Wine: ask DriverEntry for the named test device (src/legacy.rs).
+# No PnP under Wine: ask DriverEntry for the named test device (src/legacy.rs); and no
+# relative creates: ask ksprobe for its in-process stand-in (crates/ksprobe/src/standin.rs).
 wine reg add 'HKLM\System\CurrentControlSet\Services\ksalloc' /v TestDevice /t REG_DWORD /d 1 /f >>"$work/sc.log" 2>&1 </dev/null
+wine reg add 'HKLM\System\CurrentControlSet\Services\ksprobe' /v StandIn /t REG_DWORD /d 1 /f >>"$work/sc.log" 2>&1 </dev/null
 
 # On a fresh prefix the service manager can miss a service created a moment ago
 # (error 1060): retry until the driver reports RUNNING. ksalloc first: ksprobe looks

@@ -12,10 +12,12 @@
 //! - Function table: called between `KeRaiseIrql(DISPATCH_LEVEL)` and `KeLowerIrql`,
 //!   with the allocator's file object, referenced for as long as the table is held.
 //!
-//! - Under Wine (the cross-build, `nt_source = "mingw"`) relative creates cannot reach a
-//!   driver, so opens, closes and file-object references go through
+//! - Under Wine relative creates cannot reach a driver, so in the cross-build
+//!   (`nt_source = "mingw"`), when the service key asks for it (`StandIn` = 1, set by
+//!   tests/wine/run.sh), opens, closes and file-object references go through
 //!   [`crate::standin`], which plays the I/O manager's part in-process; requests and
-//!   the function table are the same code as on Windows.
+//!   the function table are the same code as on Windows. Without it (ReactOS) the
+//!   cross-build opens with `ZwCreateFile` like the WDK build.
 //!
 //! Everything here runs at PASSIVE_LEVEL in the runner's thread unless it says
 //! otherwise; that thread is also where the I/O manager completes our threaded IRPs
@@ -50,7 +52,7 @@ use crate::nt;
 /// An open KS object: its kernel handle, its file object (referenced) and the device
 /// requests about it go to.
 pub struct Object {
-    #[cfg(not(nt_source = "mingw"))]
+    /// Null for a stand-in object (no handle).
     handle: nt::HANDLE,
     file: nt::PFILE_OBJECT,
     device: nt::PDEVICE_OBJECT,
@@ -149,8 +151,11 @@ impl KernelClient {
 
     /// `ZwCreateFile` on `name` relative to `parent` (or absolute), then the file object
     /// and its device. PASSIVE_LEVEL.
-    #[cfg(not(nt_source = "mingw"))]
     fn open(parent: Option<&Object>, name: &[u16], access: u32) -> Result<Object, NtStatus> {
+        #[cfg(nt_source = "mingw")]
+        if crate::standin::enabled() {
+            return Self::open_standin(parent, name);
+        }
         let root = parent.map_or(null_mut(), |p| p.handle);
         let mut name = nt::counted(name).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
         // SAFETY: OBJECT_ATTRIBUTES is plain data; every field is set below.
@@ -210,11 +215,15 @@ impl KernelClient {
 
     /// The stand-in's open (module docs): no handle, no access check.
     #[cfg(nt_source = "mingw")]
-    fn open(parent: Option<&Object>, name: &[u16], _access: u32) -> Result<Object, NtStatus> {
+    fn open_standin(parent: Option<&Object>, name: &[u16]) -> Result<Object, NtStatus> {
         let parent = parent.map_or(null_mut(), |p| p.file);
         // SAFETY: `parent` is null or the file object of a live `Object`.
         let (file, device) = unsafe { crate::standin::open(parent, name) }?;
-        Ok(Object { file, device })
+        Ok(Object {
+            handle: null_mut(),
+            file,
+            device,
+        })
     }
 
     /// One synchronous KS IOCTL to `object`: `input` is the request, `data` the data
@@ -290,7 +299,6 @@ impl KernelClient {
 ///
 /// # Safety
 /// `file` is a referenced file object.
-#[cfg(not(nt_source = "mingw"))]
 unsafe fn device_of(file: nt::PFILE_OBJECT) -> nt::PDEVICE_OBJECT {
     // SAFETY: the caller's contract; any IRQL <= DISPATCH_LEVEL.
     let related = unsafe { nt::IoGetRelatedDeviceObject(file) };
@@ -436,27 +444,49 @@ fn serves_ksalloc(path: &[u16]) -> bool {
 
 /// Closes a handle, then drops our file-object reference (IRP_MJ_CLOSE follows once no
 /// one else holds one).
-#[cfg(not(nt_source = "mingw"))]
 fn close_object(object: Object) {
+    #[cfg(nt_source = "mingw")]
+    if crate::standin::enabled() {
+        // SAFETY: the file object `open` made; its handle is closed once, here.
+        unsafe { crate::standin::close_handle(object.file) };
+        return;
+    }
     // SAFETY: our kernel handle, closed once; PASSIVE_LEVEL.
     unsafe { nt::ZwClose(object.handle) };
     // SAFETY: the reference `open` took.
     unsafe { nt::ObDereferenceObject(object.file.cast()) };
 }
 
-/// The stand-in's close: CLEANUP, then the handle's reference goes (CLOSE at the last).
-#[cfg(nt_source = "mingw")]
-fn close_object(object: Object) {
-    // SAFETY: the file object `open` made; its handle is closed once, here.
-    unsafe { crate::standin::close_handle(object.file) };
+/// `ObReferenceObject` on a file object we opened: the object manager's, or the
+/// stand-in's own count when it is on.
+///
+/// # Safety
+/// `file` is a file object `open` returned, still referenced by the caller.
+unsafe fn reference_file(file: nt::PFILE_OBJECT) {
+    #[cfg(nt_source = "mingw")]
+    if crate::standin::enabled() {
+        // SAFETY: the caller's contract.
+        unsafe { crate::standin::reference(file) };
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { nt::ObReferenceObject(file.cast()) };
 }
 
-#[cfg(nt_source = "mingw")]
-use crate::standin::{dereference as dereference_file, reference as reference_file};
-/// `ObReferenceObject` / `ObDereferenceObject` on a file object we opened: the object
-/// manager's on Windows, the stand-in's own count under Wine.
-#[cfg(not(nt_source = "mingw"))]
-use nt::{ObDereferenceObject as dereference_file, ObReferenceObject as reference_file};
+/// `ObDereferenceObject` on a file object we opened (see [`reference_file`]).
+///
+/// # Safety
+/// The caller gives up one reference it holds on `file`.
+unsafe fn dereference_file(file: nt::PFILE_OBJECT) {
+    #[cfg(nt_source = "mingw")]
+    if crate::standin::enabled() {
+        // SAFETY: the caller's contract.
+        unsafe { crate::standin::dereference(file) };
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { nt::ObDereferenceObject(file.cast()) };
+}
 
 /// A relative timeout of `ms` milliseconds (100 ns units, negative = relative).
 fn timeout(ms: u32) -> nt::LARGE_INTEGER {
@@ -544,7 +574,7 @@ impl ProbeClient for KernelClient {
         };
         // SAFETY: the allocator's file object is referenced by `allocator`; the table
         // takes its own reference, dropped in `release_table`.
-        unsafe { reference_file(allocator.file.cast()) };
+        unsafe { reference_file(allocator.file) };
         Ok(Table {
             allocate,
             free,
@@ -576,7 +606,7 @@ impl ProbeClient for KernelClient {
 
     fn release_table(&self, table: Table) {
         // SAFETY: the reference `function_table` took.
-        unsafe { dereference_file(table.file.cast()) };
+        unsafe { dereference_file(table.file) };
     }
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {

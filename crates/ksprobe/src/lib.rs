@@ -45,10 +45,7 @@ mod client;
 mod driver;
 #[cfg(driver)]
 mod raw;
-// The cross-build opens through `standin`, which leaves ZwCreateFile and its flags,
-// ObReferenceObject and IoGetRelatedDeviceObject to the WDK build.
 #[cfg(driver)]
-#[cfg_attr(nt_source = "mingw", allow(dead_code, unused_imports))]
 mod nt;
 #[cfg(nt_source = "mingw")]
 mod standin;

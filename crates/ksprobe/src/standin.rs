@@ -22,6 +22,11 @@
 //!   parent: `RelatedFileObject` is valid during IRP_MJ_CREATE only ("FILE_OBJECT
 //!   structure" DDI page).
 //!
+//! It is on only when ksprobe's service key has the DWORD `StandIn` = 1 (set by
+//! tests/wine/run.sh, never by the INF), read once in DriverEntry ([`configure`]):
+//! elsewhere (ReactOS under QEMU) the cross-build opens with `ZwCreateFile` through the
+//! kernel's own I/O manager.
+//!
 //! What it does not reproduce: the object manager (no handles, no names beyond the one
 //! above, no access checks or share access, no security context in the create), the
 //! I/O manager's own ordering of CLEANUP and CLOSE against IRPs still in flight (IRPs do
@@ -33,12 +38,35 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use ks_abi::NtStatus;
 use ksprobe_scenarios::path::{eq_ascii_ignore_case, KSALLOC_DRIVER_NAME};
 
 use crate::nt;
+
+/// Whether the stand-in is on (set once in DriverEntry, before any run).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+static VALUE_NAME: [u16; 7] = nt::wide(b"StandIn");
+
+/// Turns the stand-in on if the service key asks for it. PASSIVE_LEVEL.
+///
+/// # Safety
+/// `registry_path` is DriverEntry's service key path.
+pub unsafe fn configure(registry_path: nt::PCUNICODE_STRING) {
+    // SAFETY: the caller's contract.
+    let on = unsafe { nt::service_dword(registry_path, &VALUE_NAME) }.is_some_and(|v| v != 0);
+    // Relaxed: written in DriverEntry, before the device accepts IRPs and before boot
+    // mode's thread starts (both happen-after through the kernel's own synchronisation).
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether opens go through the stand-in.
+pub fn enabled() -> bool {
+    // Relaxed: see `configure`.
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// The device name the stand-in resolves: ksalloc's named test device (src/legacy.rs).
 const DEVICE_NAME: &str = "\\Device\\ksalloc";
