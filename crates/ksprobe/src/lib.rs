@@ -44,8 +44,8 @@ mod client;
 #[cfg(driver)]
 mod driver;
 #[cfg(driver)]
-mod raw;
-#[cfg(driver)]
 mod nt;
+#[cfg(driver)]
+mod raw;
 #[cfg(nt_source = "mingw")]
 mod standin;
