@@ -504,6 +504,7 @@ unsafe extern "C" {
 #[cfg(nt_source = "mingw")]
 pub const SYNCHRONIZATION_EVENT: EVENT_TYPE = 1;
 /// `STATUS_MORE_PROCESSING_REQUIRED`: a completion routine keeps the IRP.
+#[allow(clippy::cast_possible_wrap)] // An NTSTATUS bit pattern.
 pub const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = 0xC000_0016_u32 as NTSTATUS;
 /// `IO_TYPE_FILE`: `FILE_OBJECT.Type`.
 #[cfg(nt_source = "mingw")]

@@ -187,8 +187,12 @@ unsafe fn call(
         irp.UserBuffer = data.address as nt::PVOID;
     }
     // SAFETY: a fresh IRP: its next location is the one the device reads.
-    let next = unsafe { &mut *nt::IoGetNextIrpStackLocation(irp) };
-    next.MajorFunction = nt::IRP_MJ_DEVICE_CONTROL as u8;
+    let next = unsafe { nt::IoGetNextIrpStackLocation(irp) };
+    // SAFETY: that location, inside the IRP, ours until sent.
+    let next = unsafe { &mut *next };
+    #[allow(clippy::cast_possible_truncation)] // IRP_MJ_DEVICE_CONTROL is 0x0E.
+    let major = nt::IRP_MJ_DEVICE_CONTROL as u8;
+    next.MajorFunction = major;
     next.FileObject = file;
     {
         // SAFETY: the DeviceIoControl member is the one an IOCTL location carries.
@@ -233,14 +237,13 @@ unsafe fn call(
         };
     }
     // SAFETY: completed and kept by our routine: the IRP is ours again.
-    let (status, information, flags, system) = unsafe {
-        (
-            (*irp).IoStatus.__bindgen_anon_1.Status,
-            (*irp).IoStatus.Information as usize,
-            (*irp).Flags,
-            (*irp).AssociatedIrp.SystemBuffer,
-        )
-    };
+    let done = unsafe { &*irp };
+    // SAFETY: Status is the union's NTSTATUS view.
+    let status = unsafe { done.IoStatus.__bindgen_anon_1.Status };
+    // SAFETY: a buffered-I/O IRP's union holds SystemBuffer (null otherwise: unused).
+    let system = unsafe { done.AssociatedIrp.SystemBuffer };
+    #[allow(clippy::cast_possible_truncation)] // ULONG_PTR: 64 bits on x64, as usize.
+    let (information, flags) = (done.IoStatus.Information as usize, done.Flags);
     // The I/O manager's part for a buffered answer: copy back, then free the buffer.
     if flags & nt::IRP_BUFFERED_IO != 0 && !system.is_null() {
         // Not for an error (severity 3); warnings such as BUFFER_OVERFLOW copy too.

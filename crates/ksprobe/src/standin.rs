@@ -131,7 +131,7 @@ pub unsafe fn open(
     // SAFETY: `block` is fresh and ours alone until the create is sent.
     unsafe { init_file(block, device, parent) };
     // SAFETY: PASSIVE_LEVEL; a live device and a file object set up for it.
-    let status = unsafe { send(device, file, nt::IRP_MJ_CREATE as u8) };
+    let status = unsafe { send(device, file, nt::IRP_MJ_CREATE) };
     if status != NtStatus::SUCCESS {
         // A failed create: the I/O manager deletes the file object unseen by the driver
         // (no CLEANUP, no CLOSE).
@@ -194,7 +194,7 @@ fn reference_ksalloc() -> Result<nt::PVOID, NtStatus> {
 unsafe fn init_file(block: *mut Block, device: nt::PDEVICE_OBJECT, parent: nt::PFILE_OBJECT) {
     // SAFETY: the caller's contract: ours alone.
     let block = unsafe { &mut *block };
-    let bytes = u16::try_from(block.name.len() * 2).unwrap_or(u16::MAX & !1);
+    let bytes = u16::try_from(block.name.len() * 2).unwrap_or(0xFFFE);
     let file = &mut block.file;
     file.Type = nt::IO_TYPE_FILE;
     #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // 0xD8 bytes.
@@ -223,7 +223,7 @@ pub unsafe fn close_handle(file: nt::PFILE_OBJECT) {
     // SAFETY: the caller's contract: the handle's reference keeps it live.
     let device = unsafe { (*file).DeviceObject };
     // SAFETY: PASSIVE_LEVEL; CLEANUP of a file object the driver created.
-    let _ = unsafe { send(device, file, nt::IRP_MJ_CLEANUP as u8) };
+    let _ = unsafe { send(device, file, nt::IRP_MJ_CLEANUP) };
     // SAFETY: the handle's reference.
     unsafe { dereference(file) };
 }
@@ -256,7 +256,7 @@ pub unsafe fn dereference(file: nt::PFILE_OBJECT) {
     // SAFETY: the last reference: the file object stays valid for its CLOSE.
     let device = unsafe { (*file).DeviceObject };
     // SAFETY: PASSIVE_LEVEL; CLOSE of a file object the driver created, sent once.
-    let _ = unsafe { send(device, file, nt::IRP_MJ_CLOSE as u8) };
+    let _ = unsafe { send(device, file, nt::IRP_MJ_CLOSE) };
     // SAFETY: closed: no reference is left.
     unsafe { retire(block) };
 }
@@ -280,8 +280,8 @@ unsafe fn retire(block: *mut Block) {
     unsafe {
         block
             .cast::<u8>()
-            .write_bytes(0xDD, core::mem::size_of::<nt::FILE_OBJECT>())
-    };
+            .write_bytes(0xDD, core::mem::size_of::<nt::FILE_OBJECT>());
+    }
     // Relaxed: the slot index only spreads blocks over the ring.
     let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % QUARANTINE.len();
     // AcqRel: the displaced block's poisoning (by whoever parked it) happens before our
@@ -318,7 +318,7 @@ unsafe extern "C" fn completed(
 ///
 /// # Safety
 /// `device` is live and `file` is a file object for it that outlives the call.
-unsafe fn send(device: nt::PDEVICE_OBJECT, file: nt::PFILE_OBJECT, major: u8) -> NtStatus {
+unsafe fn send(device: nt::PDEVICE_OBJECT, file: nt::PFILE_OBJECT, major: usize) -> NtStatus {
     // SAFETY: a live device.
     let stack_size = unsafe { (*device).StackSize };
     // SAFETY: PASSIVE_LEVEL; no quota charge.
@@ -334,7 +334,7 @@ unsafe fn send(device: nt::PDEVICE_OBJECT, file: nt::PFILE_OBJECT, major: u8) ->
         // SAFETY: a fresh IRP, ours until sent.
         let irp = unsafe { &mut *irp };
         irp.RequestorMode = nt::KERNEL_MODE;
-        irp.Flags = if major == nt::IRP_MJ_CREATE as u8 {
+        irp.Flags = if major == nt::IRP_MJ_CREATE {
             nt::IRP_CREATE_FLAGS
         } else {
             nt::IRP_CLOSE_FLAGS
@@ -342,7 +342,11 @@ unsafe fn send(device: nt::PDEVICE_OBJECT, file: nt::PFILE_OBJECT, major: u8) ->
     }
     // SAFETY: a fresh IRP from IoAllocateIrp: its next location is the first the
     // device reads.
-    let next = unsafe { &mut *nt::IoGetNextIrpStackLocation(irp) };
+    let next = unsafe { nt::IoGetNextIrpStackLocation(irp) };
+    // SAFETY: that location, inside the IRP, ours until sent.
+    let next = unsafe { &mut *next };
+    #[allow(clippy::cast_possible_truncation)] // IRP_MJ_* codes are below 0x1C.
+    let major = major as u8;
     next.MajorFunction = major;
     next.FileObject = file;
     // IoSetCompletionRoutine(irp, completed, &event, TRUE, TRUE, TRUE).
@@ -363,7 +367,9 @@ unsafe fn send(device: nt::PDEVICE_OBJECT, file: nt::PFILE_OBJECT, major: u8) ->
         )
     };
     // SAFETY: completed and kept by our routine: the IRP is ours again.
-    let status = unsafe { (*irp).IoStatus.__bindgen_anon_1.Status };
+    let io_status = unsafe { &(*irp).IoStatus };
+    // SAFETY: Status is the union's NTSTATUS view.
+    let status = unsafe { io_status.__bindgen_anon_1.Status };
     // SAFETY: ours, freed once.
     unsafe { nt::IoFreeIrp(irp) };
     NtStatus(status)
