@@ -47,11 +47,42 @@ fn names_from_one_source_are_supplied_by_hand_in_the_other() {
             "the cross-build has no hand-written `{name}`"
         );
     }
-    assert!(source.contains("pub use mingw::ExAllocatePoolWithTag;"));
-    assert!(
-        source.contains("pub fn ExAllocatePoolWithTag("),
-        "the WDK build declares ExAllocatePoolWithTag by hand (wdk-sys blocklists it)"
+    // wdk-sys blocklists the deprecated pool routines: the WDK build declares them by hand.
+    let mingw_only = names_after(&source, "\npub use mingw::{");
+    assert_eq!(
+        mingw_only,
+        ["ExAllocatePoolWithQuotaTag", "ExAllocatePoolWithTag"]
     );
+    for name in &mingw_only {
+        assert!(
+            source.contains(&format!("pub fn {name}(")),
+            "the WDK build has no hand-written `{name}`"
+        );
+    }
+    // ksprobe's hand-built IRPs: wdk-sys names in wdm-nt, hand-written in ksprobe's nt.rs
+    // for the cross-build.
+    let ksprobe = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/ksprobe/src/nt.rs"
+    ))
+    .unwrap();
+    let source_after_first = &source[source.find("pub use wdk_sys::ntddk::{").unwrap() + 1..];
+    let ksprobe_only = names_after(source_after_first, "pub use wdk_sys::ntddk::{");
+    assert_eq!(
+        ksprobe_only,
+        [
+            "IoAllocateIrp",
+            "IoFreeIrp",
+            "ZwAllocateVirtualMemory",
+            "ZwFreeVirtualMemory"
+        ]
+    );
+    for name in &ksprobe_only {
+        assert!(
+            ksprobe.contains(&format!("pub fn {name}(")),
+            "ksprobe's cross-build has no hand-written `{name}`"
+        );
+    }
 }
 
 /// The WDK (NTDDI_WIN8 and later) declares these ntoskrnl exports; mingw-w64's header

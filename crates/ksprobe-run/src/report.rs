@@ -71,6 +71,13 @@ pub fn table(results: &[ScenarioResult]) -> String {
             duration(r.elapsed_ns),
             details
         );
+        for (passed, name) in request_cases(r) {
+            let _ = writeln!(
+                out,
+                "  case {} {name}",
+                if passed { "PASS" } else { "FAIL" }
+            );
+        }
     }
     let timed: Vec<&ScenarioResult> = results.iter().filter(|r| r.timings.is_some()).collect();
     if !timed.is_empty() {
@@ -95,6 +102,30 @@ pub fn table(results: &[ScenarioResult]) -> String {
     out
 }
 
+/// The verdict of each request `bad_requests` sent: on a failure from the mask in its
+/// values; on a pass every case, if ksprobe sent them all (its note says so).
+fn request_cases(r: &ScenarioResult) -> Vec<(bool, &'static str)> {
+    use ksprobe_scenarios::requests::{all_cases, values_mask};
+    if r.id != ScenarioId::BadRequests {
+        return Vec::new();
+    }
+    let cases = all_cases();
+    match &r.outcome {
+        Outcome::Fail(f) if f.reason.as_str().contains(" off; first ") => {
+            let mask = values_mask(f.values);
+            cases
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (mask >> i & 1 == 0, c.name))
+                .collect()
+        }
+        Outcome::Pass if r.note.as_str().ends_with("; 0 this client cannot send") => {
+            cases.iter().map(|c| (true, c.name)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// What to check when ksprobe could not start at all.
 pub const fn setup_hint(status: NtStatus) -> &'static str {
     match status {
@@ -114,6 +145,46 @@ pub const fn setup_hint(status: NtStatus) -> &'static str {
 mod tests {
     use super::*;
     use ksprobe_scenarios::{Failure, Text, Timings};
+
+    #[test]
+    fn bad_requests_lists_each_case_from_its_mask() {
+        use ksprobe_scenarios::requests::{all_cases, mask_values};
+        let cases = all_cases();
+        let failed = ScenarioResult {
+            id: ScenarioId::BadRequests,
+            outcome: Outcome::Fail(
+                Failure::new("2/47 off; first x").with_values(mask_values(0b101)[0], 0),
+            ),
+            elapsed_ns: 1,
+            timings: None,
+            note: Text::EMPTY,
+        };
+        let t = table(&[failed]);
+        assert!(
+            t.contains(&format!("  case FAIL {}\n", cases[0].name)),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("  case PASS {}\n", cases[1].name)),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("  case FAIL {}\n", cases[2].name)),
+            "{t}"
+        );
+        assert_eq!(t.matches("  case ").count(), cases.len());
+        let passed = ScenarioResult {
+            id: ScenarioId::BadRequests,
+            outcome: Outcome::Pass,
+            elapsed_ns: 1,
+            timings: None,
+            note: Text::new("47 requests; 0 this client cannot send"),
+        };
+        assert_eq!(
+            table(&[passed]).matches("  case PASS ").count(),
+            cases.len()
+        );
+    }
 
     #[test]
     fn durations() {
@@ -167,6 +238,7 @@ mod tests {
             "{t}"
         );
         assert!(t.ends_with("\n2 passed, 1 failed\n"), "{t}");
+        assert!(!t.contains("  case "), "{t}");
         assert_eq!(list().lines().count(), ScenarioId::ALL.len());
     }
 }

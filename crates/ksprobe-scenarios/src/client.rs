@@ -3,6 +3,8 @@
 use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
 
+use crate::requests::IoctlCase;
+
 /// A kernel-mode KS client of the ksalloc filter.
 ///
 /// Every method is called at PASSIVE_LEVEL unless it says otherwise. Implementations
@@ -163,4 +165,19 @@ pub trait ProbeClient {
 
     /// A monotonic clock in nanoseconds. Callable at any IRQL.
     fn now_ns(&self) -> u64;
+
+    /// Sends `case`'s IOCTL to `object` exactly as it says (requestor mode, buffers,
+    /// bad addresses passed untouched; `spare` is the event a
+    /// [`crate::requests::Buffer::SpareEvent`] names) and returns its status and
+    /// `IoStatus.Information`. `None` when this client cannot send it as asked; the
+    /// default sends nothing.
+    fn raw_ioctl(
+        &self,
+        object: &Self::Handle,
+        case: &IoctlCase,
+        spare: &Self::Event,
+    ) -> Option<(NtStatus, usize)> {
+        let _ = (object, case, spare);
+        None
+    }
 }

@@ -24,6 +24,7 @@ pub mod frame;
 pub mod ks;
 pub mod path;
 pub mod report;
+pub mod requests;
 pub mod result;
 pub mod rig;
 pub mod scenario;

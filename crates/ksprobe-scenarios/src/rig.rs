@@ -89,6 +89,17 @@ impl<'c, C: ProbeClient> Rig<'c, C> {
         &self.framing
     }
 
+    /// The filter and pin handles.
+    ///
+    /// # Errors
+    /// When they were closed already.
+    pub fn filter_and_pin(&self) -> Result<(&C::Handle, &C::Handle), Failure> {
+        self.filter
+            .as_ref()
+            .zip(self.pin.as_ref())
+            .ok_or_else(|| Failure::new("filter or pin already closed"))
+    }
+
     /// The allocator handle.
     ///
     /// # Errors

@@ -40,11 +40,15 @@ pub enum ScenarioId {
     ParentClosedFirst,
     /// Latency of AllocateFrame + FreeFrame pairs at DISPATCH_LEVEL.
     TimeAllocFree,
+    /// The bad-input catalogue's IOCTL cases and the user-mode requests of
+    /// [`crate::requests`], each answered with its documented status, none changing the
+    /// allocator's STATUS, the driver serving on after bad addresses.
+    BadRequests,
 }
 
 impl ScenarioId {
     /// Every scenario, in run order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::OpenChain,
         Self::FunctionTable,
         Self::AllocFreeDispatch,
@@ -55,6 +59,7 @@ impl ScenarioId {
         Self::CleanupKeepsTable,
         Self::ParentClosedFirst,
         Self::TimeAllocFree,
+        Self::BadRequests,
     ];
 
     /// The name used on the command line and in reports.
@@ -71,6 +76,7 @@ impl ScenarioId {
             Self::CleanupKeepsTable => "cleanup_keeps_table",
             Self::ParentClosedFirst => "parent_closed_first",
             Self::TimeAllocFree => "time_alloc_free",
+            Self::BadRequests => "bad_requests",
         }
     }
 
@@ -94,6 +100,9 @@ impl ScenarioId {
             }
             Self::ParentClosedFirst => "filter and pin closed first: the allocator still works",
             Self::TimeAllocFree => "AllocateFrame + FreeFrame pair latency at DISPATCH_LEVEL",
+            Self::BadRequests => {
+                "catalogue IOCTLs and user-mode bad pointers get their documented status"
+            }
         }
     }
 
@@ -248,6 +257,7 @@ pub fn run<C: ProbeClient>(client: &C, id: ScenarioId, config: &Config) -> Scena
             ScenarioId::CleanupKeepsTable => cleanup_keeps_table(client, config),
             ScenarioId::ParentClosedFirst => parent_closed_first(client, config),
             ScenarioId::TimeAllocFree => time_alloc_free(client, config),
+            ScenarioId::BadRequests => bad_requests(client, config),
         },
     };
     let elapsed_ns = client.now_ns().saturating_sub(start);
@@ -597,6 +607,68 @@ fn cancel_pending<C: ProbeClient>(client: &C, config: &Config) -> Checked {
         .at_dispatch(|| rig.table_alloc())
         .map_err(|s| Failure::status("AllocateFrame failed after the cancel", s))?;
     Ok(Extra::default())
+}
+
+/// Sends every case of [`crate::requests::all_cases`] on one filter/pin/allocator chain
+/// and checks each gets its documented status and Information and leaves the
+/// allocator's STATUS as it was. All cases run (the driver must serve on after each); a
+/// failure names the first case that did not hold, with its status, and carries the
+/// verdicts of all as a mask in its values ([`crate::requests::values_mask`]).
+fn bad_requests<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    use crate::requests::{all_cases, mask_values, Target, MAX_CASES};
+    let cases = all_cases();
+    if cases.len() > MAX_CASES {
+        return Err(Failure::new("more cases than a verdict mask holds"));
+    }
+    let rig = Rig::open(client, config)?;
+    let (filter, pin) = rig.filter_and_pin()?;
+    let allocator = rig.allocator()?;
+    let spare = client
+        .create_event()
+        .map_err(|s| Failure::status("create an event", s))?;
+    let mut last = rig.status();
+    let (mut sent, mut unsent, mut off) = (0u32, 0u32, 0u128);
+    let mut first: Option<(&str, Option<NtStatus>)> = None;
+    for (i, case) in cases.iter().enumerate() {
+        let object = match case.target {
+            Target::Filter => filter,
+            Target::Pin => pin,
+            Target::Allocator => allocator,
+        };
+        let Some((status, information)) = client.raw_ioctl(object, case, &spare) else {
+            unsent += 1;
+            continue;
+        };
+        sent += 1;
+        let now = rig.status();
+        let holds = status == case.status
+            && case.information.is_none_or(|i| i == information)
+            && now == last;
+        last = now;
+        if !holds {
+            off |= 1 << i;
+            first.get_or_insert_with(|| (case.name, (status != case.status).then_some(status)));
+        }
+    }
+    client.destroy_event(spare);
+    if let Some((name, status)) = first {
+        let reason = alloc::format!("{}/{sent} off; first {name}", off.count_ones());
+        let failure = match status {
+            Some(status) => Failure::status(&reason, status),
+            None => Failure::new(&reason),
+        };
+        let [low, high] = mask_values(off);
+        return Err(failure.with_values(low, high));
+    }
+    let mut note = alloc::string::String::new();
+    let _ = core::fmt::write(
+        &mut note,
+        format_args!("{sent} requests; {unsent} this client cannot send"),
+    );
+    Ok(Extra {
+        timings: None,
+        note: Text::new(&note),
+    })
 }
 
 #[allow(clippy::cast_possible_truncation)] // Patterns are frame indices mod 256.

@@ -7,9 +7,12 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
+use ks_abi::ks::{eventf, KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
-use ksalloc_model::{FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel};
+use ksalloc_model::{
+    FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel, RequestorMode,
+};
+use ksprobe_scenarios::requests::{event_data, Buffer, IoctlCase, Mode};
 use ksprobe_scenarios::wire::{Request, Response};
 use ksprobe_scenarios::{frame, run, Config, Outcome, ProbeClient, ScenarioId, ScenarioResult};
 
@@ -179,6 +182,32 @@ impl ProbeClient for ModelProbe {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+
+    /// The model passes buffers as bytes: it sends every case but those with a bad
+    /// address (the real driver's SEH capture is what those test).
+    fn raw_ioctl(
+        &self,
+        object: &Handle,
+        case: &IoctlCase,
+        spare: &ModelProbeEvent,
+    ) -> Option<(NtStatus, usize)> {
+        let bytes = |b: &Buffer| match b {
+            Buffer::Bytes(bytes) => Some(bytes.clone()),
+            Buffer::SpareEvent => Some(event_data(eventf::EVENT_HANDLE, spare.handle)),
+            Buffer::Bad { .. } => None,
+        };
+        let (input, data) = (bytes(&case.input)?, bytes(&case.data)?);
+        let mode = match case.mode {
+            Mode::Kernel => RequestorMode::Kernel,
+            Mode::User => RequestorMode::User,
+        };
+        let irp = self
+            .client
+            .driver()
+            .device_control(object, case.code, &input, &data, mode);
+        let done = irp.completion()?;
+        Some((done.status, done.information))
+    }
 }
 
 /// Runs one scenario on a fresh model kernel and checks it leaked nothing.
@@ -217,6 +246,25 @@ passes! {
     cleanup_keeps_table_passes => CleanupKeepsTable,
     parent_closed_first_passes => ParentClosedFirst,
     time_alloc_free_passes => TimeAllocFree,
+    bad_requests_passes => BadRequests,
+}
+
+#[test]
+fn bad_requests_sends_every_case_the_model_can_express() {
+    use ksprobe_scenarios::requests::{catalogue_cases, user_cases};
+    let result = run_on_model(ScenarioId::BadRequests, &Config::DEFAULT);
+    let all: Vec<IoctlCase> = catalogue_cases().into_iter().chain(user_cases()).collect();
+    let bad = all
+        .iter()
+        .filter(|c| matches!(c.input, Buffer::Bad { .. }) || matches!(c.data, Buffer::Bad { .. }))
+        .count();
+    assert_eq!(
+        result.note.as_str(),
+        format!(
+            "{} requests; {bad} this client cannot send",
+            all.len() - bad
+        )
+    );
 }
 
 #[test]
@@ -330,6 +378,8 @@ enum Fault {
     EventNeverEnabled,
     /// A failing AllocateFrame first spins for 20 ms.
     SlowFailure,
+    /// Raw IOCTLs go out without their data buffer.
+    DataBufferDropped,
 }
 
 /// The model client with one [`Fault`].
@@ -507,6 +557,22 @@ impl ProbeClient for Broken {
     fn now_ns(&self) -> u64 {
         self.inner.now_ns()
     }
+
+    fn raw_ioctl(
+        &self,
+        object: &Handle,
+        case: &IoctlCase,
+        spare: &ModelProbeEvent,
+    ) -> Option<(NtStatus, usize)> {
+        if self.fault != Fault::DataBufferDropped {
+            return self.inner.raw_ioctl(object, case, spare);
+        }
+        let dropped = IoctlCase {
+            data: Buffer::Bytes(Vec::new()),
+            ..case.clone()
+        };
+        self.inner.raw_ioctl(object, &dropped, spare)
+    }
 }
 
 /// Short waits: the broken cases wait for things that never happen.
@@ -528,6 +594,26 @@ fn fails_with(fault: Fault, id: ScenarioId) -> (String, [u64; 2], Option<NtStatu
         Outcome::Pass => panic!("{} passed with {fault:?}", id.name()),
         Outcome::Fail(f) => (f.reason.to_string(), f.values, f.status),
     }
+}
+
+#[test]
+fn a_client_that_drops_data_buffers_fails_bad_requests_and_the_mask_names_the_cases() {
+    use ksprobe_scenarios::requests::{all_cases, values_mask};
+    let (reason, values, _) = fails_with(Fault::DataBufferDropped, ScenarioId::BadRequests);
+    let mask = values_mask(values);
+    let cases = all_cases();
+    let first = cases[mask.trailing_zeros() as usize].name;
+    assert!(
+        reason.starts_with(&format!("{}/", mask.count_ones())) && reason.ends_with(first),
+        "{reason} (mask {mask:#x})"
+    );
+    // Cases without a data buffer are unaffected.
+    for (i, case) in cases.iter().enumerate() {
+        if case.data.is_empty() {
+            assert_eq!(mask >> i & 1, 0, "{}", case.name);
+        }
+    }
+    assert!(mask.count_ones() >= 5, "{mask:#x}");
 }
 
 #[test]

@@ -12,6 +12,13 @@
 //! - Function table: called between `KeRaiseIrql(DISPATCH_LEVEL)` and `KeLowerIrql`,
 //!   with the allocator's file object, referenced for as long as the table is held.
 //!
+//! - Under Wine relative creates cannot reach a driver, so in the cross-build
+//!   (`nt_source = "mingw"`), when the service key asks for it (`StandIn` = 1, set by
+//!   tests/wine/run.sh), opens, closes and file-object references go through
+//!   [`crate::standin`], which plays the I/O manager's part in-process; requests and
+//!   the function table are the same code as on Windows. Without it (ReactOS) the
+//!   cross-build opens with `ZwCreateFile` like the WDK build.
+//!
 //! Everything here runs at PASSIVE_LEVEL in the runner's thread unless it says
 //! otherwise; that thread is also where the I/O manager completes our threaded IRPs
 //! (a special kernel APC), which the waits below rely on.
@@ -34,6 +41,7 @@ use ks_abi::ks::{
 };
 use ks_abi::{Guid, NtStatus};
 use ksprobe_scenarios::path::{filter_candidates, is_ksalloc_driver, to_nt_path};
+use ksprobe_scenarios::requests::IoctlCase;
 use ksprobe_scenarios::wire::Request;
 use ksprobe_scenarios::{frame, ks, ProbeClient};
 
@@ -44,6 +52,7 @@ use crate::nt;
 /// An open KS object: its kernel handle, its file object (referenced) and the device
 /// requests about it go to.
 pub struct Object {
+    /// Null for a stand-in object (no handle).
     handle: nt::HANDLE,
     file: nt::PFILE_OBJECT,
     device: nt::PDEVICE_OBJECT,
@@ -147,9 +156,14 @@ impl KernelClient {
         Ok(Self { filter, frequency })
     }
 
-    /// `ZwCreateFile` on `name` relative to `root` (or absolute), then the file object
+    /// `ZwCreateFile` on `name` relative to `parent` (or absolute), then the file object
     /// and its device. PASSIVE_LEVEL.
-    fn open(root: nt::HANDLE, name: &[u16], access: u32) -> Result<Object, NtStatus> {
+    fn open(parent: Option<&Object>, name: &[u16], access: u32) -> Result<Object, NtStatus> {
+        #[cfg(nt_source = "mingw")]
+        if crate::standin::enabled() {
+            return Self::open_standin(parent, name);
+        }
+        let root = parent.map_or(null_mut(), |p| p.handle);
         let mut name = nt::counted(name).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
         // SAFETY: OBJECT_ATTRIBUTES is plain data; every field is set below.
         let mut attributes: nt::OBJECT_ATTRIBUTES = unsafe { core::mem::zeroed() };
@@ -203,6 +217,19 @@ impl KernelClient {
             file,
             // SAFETY: `file` is referenced.
             device: unsafe { device_of(file) },
+        })
+    }
+
+    /// The stand-in's open (module docs): no handle, no access check.
+    #[cfg(nt_source = "mingw")]
+    fn open_standin(parent: Option<&Object>, name: &[u16]) -> Result<Object, NtStatus> {
+        let parent = parent.map_or(null_mut(), |p| p.file);
+        // SAFETY: `parent` is null or the file object of a live `Object`.
+        let (file, device) = unsafe { crate::standin::open(parent, name) }?;
+        Ok(Object {
+            handle: null_mut(),
+            file,
+            device,
         })
     }
 
@@ -406,8 +433,7 @@ unsafe fn multi_sz_len(list: *const u16) -> usize {
 
 /// Whether opening `path` reaches a device of `\Driver\ksalloc`. PASSIVE_LEVEL.
 fn serves_ksalloc(path: &[u16]) -> bool {
-    let Ok(object) = KernelClient::open(null_mut(), path, nt::GENERIC_READ | nt::GENERIC_WRITE)
-    else {
+    let Ok(object) = KernelClient::open(None, path, nt::GENERIC_READ | nt::GENERIC_WRITE) else {
         return false;
     };
     let ours = is_ksalloc_object(&object);
@@ -434,10 +460,47 @@ fn is_ksalloc_object(object: &Object) -> bool {
 /// Closes a handle, then drops our file-object reference (IRP_MJ_CLOSE follows once no
 /// one else holds one).
 fn close_object(object: Object) {
+    #[cfg(nt_source = "mingw")]
+    if crate::standin::enabled() {
+        // SAFETY: the file object `open` made; its handle is closed once, here.
+        unsafe { crate::standin::close_handle(object.file) };
+        return;
+    }
     // SAFETY: our kernel handle, closed once; PASSIVE_LEVEL.
     unsafe { nt::close_handle(object.handle) };
     // SAFETY: the reference `open` took.
     unsafe { nt::ObDereferenceObject(object.file.cast()) };
+}
+
+/// `ObReferenceObject` on a file object we opened: the object manager's, or the
+/// stand-in's own count when it is on.
+///
+/// # Safety
+/// `file` is a file object `open` returned, still referenced by the caller.
+unsafe fn reference_file(file: nt::PFILE_OBJECT) {
+    #[cfg(nt_source = "mingw")]
+    if crate::standin::enabled() {
+        // SAFETY: the caller's contract.
+        unsafe { crate::standin::reference(file) };
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { nt::ObReferenceObject(file.cast()) };
+}
+
+/// `ObDereferenceObject` on a file object we opened (see [`reference_file`]).
+///
+/// # Safety
+/// The caller gives up one reference it holds on `file`.
+unsafe fn dereference_file(file: nt::PFILE_OBJECT) {
+    #[cfg(nt_source = "mingw")]
+    if crate::standin::enabled() {
+        // SAFETY: the caller's contract.
+        unsafe { crate::standin::dereference(file) };
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { nt::ObDereferenceObject(file.cast()) };
 }
 
 /// A relative timeout of `ms` milliseconds (100 ns units, negative = relative).
@@ -473,11 +536,7 @@ impl ProbeClient for KernelClient {
     type Event = Event;
 
     fn open_filter(&self) -> Result<Object, NtStatus> {
-        let object = Self::open(
-            null_mut(),
-            &self.filter,
-            nt::GENERIC_READ | nt::GENERIC_WRITE,
-        )?;
+        let object = Self::open(None, &self.filter, nt::GENERIC_READ | nt::GENERIC_WRITE)?;
         // Every open is checked, not only the first: the name could lead elsewhere by
         // now, and nothing but ksalloc's filter may be sent requests or trusted for the
         // function table it returns.
@@ -491,7 +550,7 @@ impl ProbeClient for KernelClient {
 
     fn create_pin(&self, filter: &Object, pin_id: u32) -> Result<Object, NtStatus> {
         let name = ks::child_create_name(&KSNAME_PIN, &ks::connect_bytes(pin_id));
-        Self::open(filter.handle, &name, nt::GENERIC_READ | nt::GENERIC_WRITE)
+        Self::open(Some(filter), &name, nt::GENERIC_READ | nt::GENERIC_WRITE)
     }
 
     fn create_allocator(
@@ -501,7 +560,7 @@ impl ProbeClient for KernelClient {
     ) -> Result<Object, NtStatus> {
         // KsCreateAllocator asks for GENERIC_READ.
         let name = ks::child_create_name(&KSNAME_ALLOCATOR, &ks::framing_bytes(framing));
-        Self::open(pin.handle, &name, nt::GENERIC_READ)
+        Self::open(Some(pin), &name, nt::GENERIC_READ)
     }
 
     fn close(&self, handle: Object) {
@@ -539,7 +598,7 @@ impl ProbeClient for KernelClient {
         };
         // SAFETY: the allocator's file object is referenced by `allocator`; the table
         // takes its own reference, dropped in `release_table`.
-        unsafe { nt::ObReferenceObject(allocator.file.cast()) };
+        unsafe { reference_file(allocator.file) };
         Ok(Table {
             allocate,
             free,
@@ -571,7 +630,7 @@ impl ProbeClient for KernelClient {
 
     fn release_table(&self, table: Table) {
         // SAFETY: the reference `function_table` took.
-        unsafe { nt::ObDereferenceObject(table.file.cast()) };
+        unsafe { dereference_file(table.file) };
     }
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -788,6 +847,20 @@ impl ProbeClient for KernelClient {
     fn verify_frame(&self, frame: usize, len: usize, pattern: u8) -> bool {
         // SAFETY: see `frame_bytes`.
         unsafe { frame_bytes(frame, len) }.is_some_and(|bytes| frame::verify(bytes, pattern))
+    }
+
+    fn raw_ioctl(
+        &self,
+        object: &Object,
+        case: &IoctlCase,
+        spare: &Event,
+    ) -> Option<(NtStatus, usize)> {
+        Some(crate::raw::send(
+            object.file,
+            object.device,
+            case,
+            &spare.data,
+        ))
     }
 
     fn now_ns(&self) -> u64 {

@@ -61,6 +61,12 @@ pub unsafe extern "system" fn driver_entry(
     driver.MajorFunction[nt::IRP_MJ_CLOSE] = Some(dispatch_success);
     driver.MajorFunction[nt::IRP_MJ_DEVICE_CONTROL] = Some(dispatch_device_control);
     driver.DriverUnload = Some(driver_unload);
+    // SAFETY: DriverEntry's own registry path, at PASSIVE_LEVEL; before the device
+    // exists and before boot mode starts, so every open sees the final setting.
+    #[cfg(nt_source = "mingw")]
+    unsafe {
+        crate::standin::configure(registry_path);
+    }
 
     let Some(mut device_name) = nt::counted(&DEVICE_NAME) else {
         return STATUS_INVALID_PARAMETER;

@@ -14,7 +14,9 @@
 //! | `nt` | every kernel name ksprobe uses: the shared kernel layer `wdm-nt` |
 //! | `boot` | boot mode: every scenario from a system thread, reported with DbgPrint |
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
+//! | `raw` | raw KS IOCTLs as a case of `ksprobe_scenarios::requests` says (user or kernel requestor) |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
+//! | `standin` | the cross-build's stand-in for the I/O manager's file objects (Wine) |
 //!
 //! Without the `wdk` or `cross` feature (every Linux host build) the package is an
 //! empty library: the scenarios themselves are proven on the model by
@@ -38,3 +40,7 @@ mod client;
 mod driver;
 #[cfg(driver)]
 mod nt;
+#[cfg(driver)]
+mod raw;
+#[cfg(nt_source = "mingw")]
+mod standin;

@@ -49,6 +49,11 @@ kernel_names! {
 #[cfg(nt_source = "wdk")]
 pub use wdk_sys::ntddk::{DbgPrint, KeGetCurrentIrql, KeQueryPerformanceCounter, ZwCreateEvent};
 
+// Only ksprobe's hand-built IRPs (its raw.rs) use these; the cross-build declares them in
+// ksprobe's nt.rs, since mingw-w64's ntddk.h lacks the Zw*VirtualMemory pair.
+#[cfg(nt_source = "wdk")]
+pub use wdk_sys::ntddk::{IoAllocateIrp, IoFreeIrp, ZwAllocateVirtualMemory, ZwFreeVirtualMemory};
+
 // wdk-sys blocklists ExAllocatePoolWithTag as deprecated (wdk-build's bindgen setup): the
 // WDK prefers ExAllocatePool2 from Windows 10 2004 on. Every NT kernel exports
 // ExAllocatePoolWithTag, and kernels before 2004 (and Wine, ReactOS) have nothing else,

@@ -69,6 +69,7 @@ pub const EXPORTS: &[Export] = &[
     row("ExEventObjectType", NT, [Y, Y, Y], RunTime), // data: looked up, never imported
     row("ExFreePoolWithTag", NT, [Y, Y, Y], Import),
     row("IoAcquireRemoveLockEx", NT, [Y, Y, Y], Import),
+    row("IoAllocateIrp", NT, [Y, Y, Y], Import),
     row("IoAttachDeviceToDeviceStack", NT, [Y, Y, Y], Import),
     row("IoBuildDeviceIoControlRequest", NT, [Y, Y, Y], Import),
     row("IoCancelIrp", NT, [Y, Y, Y], Import),
@@ -77,9 +78,11 @@ pub const EXPORTS: &[Export] = &[
     row("IoDeleteDevice", NT, [Y, Y, Y], Import),
     row("IoDeleteSymbolicLink", NT, [Y, Y, Y], Import),
     row("IoDetachDevice", NT, [Y, Y, Y], Import),
+    row("IoDriverObjectType", NT, [Y, Y, Y], RunTime), // data: ksprobe's Wine stand-in looks it up
     row("IofCallDriver", NT, [Y, Y, Y], Import),
     row("IofCompleteRequest", NT, [Y, Y, Y], Import),
     row("IoForwardIrpSynchronously", NT, [Y, Y, Y], Import),
+    row("IoFreeIrp", NT, [Y, Y, Y], Import),
     row("IoGetDeviceInterfaces", NT, [Y, Y, Y], Import),
     row("IoGetRelatedDeviceObject", NT, [Y, Y, Y], Import),
     row("IoInitializeRemoveLockEx", NT, [Y, Y, Y], Import),
@@ -111,6 +114,7 @@ pub const EXPORTS: &[Export] = &[
     row("ObfDereferenceObject", NT, [Y, Y, Y], Import),
     row("ObfReferenceObject", NT, [Y, Y, Y], Import),
     row("ObReferenceObjectByHandle", NT, [Y, Y, Y], Import),
+    row("ObReferenceObjectByName", NT, [Y, Y, Y], Import), // ksprobe's Wine stand-in only
     row("PoCallDriver", NT, [Y, Y, Y], Import),
     row("PoStartNextPowerIrp", NT, [Y, Y, Y], Import),
     row("ProbeForRead", NT, [Y, Y, Y], Import),
@@ -119,8 +123,10 @@ pub const EXPORTS: &[Export] = &[
     row("PsTerminateSystemThread", NT, [Y, Y, Y], Import),
     row("RtlFreeUnicodeString", NT, [Y, Y, Y], Import),
     row("ZwClose", NT, [Y, Y, Y], Import),
+    row("ZwAllocateVirtualMemory", NT, [Y, Y, Y], Import),
     row("ZwCreateEvent", NT, [Y, Y, Y], Import),
     row("ZwCreateFile", NT, [Y, Y, Y], Import),
+    row("ZwFreeVirtualMemory", NT, [Y, Y, Y], Import),
     row("ZwOpenKey", NT, [Y, Y, Y], Import),
     row("ZwQueryValueKey", NT, [Y, Y, Y], Import),
 ];
