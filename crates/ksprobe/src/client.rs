@@ -41,7 +41,7 @@ use ks_abi::ks::{
 };
 use ks_abi::{Guid, NtStatus};
 use ksprobe_scenarios::path::{filter_candidates, is_ksalloc_driver, to_nt_path};
-use ksprobe_scenarios::requests::IoctlCase;
+use ksprobe_scenarios::requests::{Buffer, IoctlCase};
 use ksprobe_scenarios::wire::Request;
 use ksprobe_scenarios::{frame, ks, ProbeClient};
 
@@ -119,6 +119,10 @@ pub struct KernelClient {
     filter: Vec<u16>,
     /// Performance counter ticks per second.
     frequency: u64,
+    /// Whether `raw_ioctl` sends cases with a bad address (which make the driver's
+    /// capture fault inside `__try`); off only where the kernel cannot dispatch that
+    /// exception (boot mode on ReactOS amd64: see boot.rs).
+    send_faulting: bool,
 }
 
 /// A stack `IO_STATUS_BLOCK`.
@@ -153,7 +157,20 @@ impl KernelClient {
         let frequency = u64::try_from(unsafe { frequency.QuadPart })
             .unwrap_or(0)
             .max(1);
-        Ok(Self { filter, frequency })
+        Ok(Self {
+            filter,
+            frequency,
+            send_faulting: true,
+        })
+    }
+
+    /// The same client, reporting every case with a bad address as one it cannot send.
+    #[must_use]
+    pub fn without_faulting_cases(self) -> Self {
+        Self {
+            send_faulting: false,
+            ..self
+        }
     }
 
     /// `ZwCreateFile` on `name` relative to `parent` (or absolute), then the file object
@@ -855,6 +872,10 @@ impl ProbeClient for KernelClient {
         case: &IoctlCase,
         spare: &Event,
     ) -> Option<(NtStatus, usize)> {
+        let faulting = |b: &Buffer| matches!(b, Buffer::Bad { .. });
+        if !self.send_faulting && (faulting(&case.input) || faulting(&case.data)) {
+            return None;
+        }
         Some(crate::raw::send(
             object.file,
             object.device,
