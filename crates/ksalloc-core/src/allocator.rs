@@ -64,8 +64,8 @@ use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
 
 use crate::framing::Framing;
-use crate::free_list::{FreeList, CACHED, CLAIMED, OUT};
-use crate::magazine::{self, Magazine, Taken as Cached};
+use crate::free_list::FreeList;
+use crate::magazine::{self, Magazine, Stack};
 use crate::pending::{PendingQueue, MAX_PENDING};
 use crate::platform::{Irql, Platform, SpinLock};
 use crate::rundown::{Released, Rundown};
@@ -131,6 +131,17 @@ enum Taken {
     Closed,
 }
 
+/// What [`Allocator::free`] did with a frame on its processor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Returned {
+    /// Cached in the processor's magazine: done.
+    Cached,
+    /// Taken back from its client (link word `CLAIMED`); the shared path goes on.
+    Claimed,
+    /// Not a frame a client holds: a double or foreign free.
+    Refused,
+}
+
 struct Shared<P: Platform> {
     queue: PendingQueue<P::Request>,
     events: Vec<P::ClientEvent>,
@@ -149,6 +160,8 @@ pub struct Allocator<P: Platform> {
     platform: P,
     framing: Framing,
     base: usize,
+    /// log2 of the stride if it is a power of two, else `u32::MAX` (for `index_of`).
+    stride_shift: u32,
     list: FreeList,
     rundown: Rundown,
     /// Mirror of `shared.queue.len()`, stored under the lock, read without it.
@@ -161,8 +174,11 @@ pub struct Allocator<P: Platform> {
     shared: P::Lock<Shared<P>>,
     memory: P::Lock<Option<P::Memory>>,
     stats: Stats,
-    /// One per processor, or none for a small pool (see "Magazines").
+    /// One slot per processor: its magazine (blocked for good in a small pool, see
+    /// "Magazines") and its counters.
     magazines: Vec<Magazine>,
+    /// Whether this pool is above the magazine rule.
+    magazines_on: bool,
 }
 
 impl<P: Platform> Allocator<P> {
@@ -181,7 +197,14 @@ impl<P: Platform> Allocator<P> {
         events
             .try_reserve_exact(MAX_CLIENT_EVENTS)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-        let magazines = Self::magazines_for(framing.frames(), platform.processor_count())?;
+        let processors = platform.processor_count().max(1);
+        let magazines_on = u64::from(framing.frames())
+            >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors);
+        let mut magazines = Vec::new();
+        magazines
+            .try_reserve_exact(processors as usize)
+            .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+        magazines.extend((0..processors).map(|_| Magazine::new(!magazines_on)));
         let internal_event = platform
             .new_event()
             .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
@@ -200,6 +223,11 @@ impl<P: Platform> Allocator<P> {
             shared: platform.new_lock(Shared { queue, events }),
             memory: platform.new_lock(Some(memory)),
             platform,
+            stride_shift: if framing.stride().is_power_of_two() {
+                framing.stride().trailing_zeros()
+            } else {
+                u32::MAX
+            },
             framing,
             base,
             list,
@@ -209,27 +237,14 @@ impl<P: Platform> Allocator<P> {
             client_events: AtomicU32::new(0),
             stats: Stats::default(),
             magazines,
+            magazines_on,
         })
-    }
-
-    /// A magazine per processor if the pool has [`MIN_FRAMES_PER_PROCESSOR`] frames for
-    /// each, else none.
-    fn magazines_for(frames: u32, processors: u32) -> Result<Vec<Magazine>, NtStatus> {
-        let processors = processors.max(1);
-        let mut magazines = Vec::new();
-        if u64::from(frames) >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors) {
-            magazines
-                .try_reserve_exact(processors as usize)
-                .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-            magazines.extend((0..processors).map(|_| Magazine::new()));
-        }
-        Ok(magazines)
     }
 
     /// Whether this allocator has per-processor magazines.
     #[must_use]
-    pub fn has_magazines(&self) -> bool {
-        !self.magazines.is_empty()
+    pub const fn has_magazines(&self) -> bool {
+        self.magazines_on
     }
 
     /// The validated framing.
@@ -250,7 +265,17 @@ impl<P: Platform> Allocator<P> {
     }
 
     /// Index of the frame starting at `address`, if it is one of ours.
+    #[inline]
     fn index_of(&self, address: usize) -> Option<u32> {
+        if self.stride_shift < usize::BITS {
+            // A power-of-two stride: rotating the offset right by its log puts any
+            // misaligned low bits on top, so one compare checks range and alignment.
+            // Wrapping: an address below `base` wraps to an offset no frame has (the
+            // block cannot wrap the address space).
+            let index = address.wrapping_sub(self.base).rotate_right(self.stride_shift);
+            #[allow(clippy::cast_possible_truncation)] // Below `frames`, a u32.
+            return (index < self.framing.frames() as usize).then_some(index as u32);
+        }
         let offset = address.checked_sub(self.base)?;
         let stride = self.framing.stride();
         // Strides are usually powers of two (frame sizes rounded to an alignment): a
@@ -276,20 +301,29 @@ impl<P: Platform> Allocator<P> {
     /// # Errors
     /// `STATUS_INSUFFICIENT_RESOURCES` when no frame is free (or ALLOC requests are
     /// waiting for the next one); `STATUS_INVALID_DEVICE_STATE` after close.
+    #[inline]
     pub fn table_allocate(&self) -> Result<usize, NtStatus> {
         self.platform.check_irql(Irql::Dispatch);
+        // No `pending_len` check first: while requests wait, every magazine is blocked
+        // and the pop fails ("Magazines").
+        if let Some(index) = self.pop_cached() {
+            return Ok(self.address(index));
+        }
+        self.table_allocate_shared()
+    }
+
+    /// [`Self::table_allocate`] past the magazine: the shared list, unless requests wait.
+    #[inline(never)]
+    fn table_allocate_shared(&self) -> Result<usize, NtStatus> {
         // SeqCst: part of the pending handshake (module docs).
         let taken = if self.pending_len.load(Ordering::SeqCst) == 0 {
-            if let Some(index) = self.pop_cached() {
-                return Ok(self.address(index));
-            }
             self.take_shared()
         } else {
             Err(Taken::Empty)
         };
         match taken {
             Ok((index, out)) => {
-                self.stats.bump(Counter::Allocation);
+                self.count_allocation();
                 self.stats.saw_outstanding(out);
                 Ok(self.address(index))
             }
@@ -299,6 +333,15 @@ impl<P: Platform> Allocator<P> {
                 Err(NtStatus::INSUFFICIENT_RESOURCES)
             }
         }
+    }
+
+    /// Counts a frame handed out from the shared list on this processor's counters.
+    fn count_allocation(&self) {
+        self.platform
+            .with_processor(|cpu| match self.magazines.get(cpu) {
+                Some(slot) => slot.count_allocation(),
+                None => self.stats.bump(Counter::Allocation),
+            });
     }
 
     /// Pops a frame, then takes its rundown reference: in that order, so the count of
@@ -329,69 +372,107 @@ impl<P: Platform> Allocator<P> {
     }
 
     /// A frame from this processor's magazine, counted as handed out.
+    #[inline]
     fn pop_cached(&self) -> Option<u32> {
-        if self.magazines.is_empty() {
+        if !self.magazines_on {
             return None;
         }
         self.platform.with_processor(|cpu| {
             let magazine = self.magazines.get(cpu)?;
-            let index = magazine.pop()?;
-            self.list.mark(index, CACHED, OUT);
+            let index = magazine.pop(&self.list)?;
             magazine.count_allocation();
             Some(index)
         })
     }
 
-    /// Caches a claimed frame in this processor's magazine, if it has one with room and
-    /// no request is waiting (module docs, "Magazines"). `false`: the frame is still
-    /// the caller's, claimed.
-    fn cache_freed(&self, index: u32) -> bool {
-        // SeqCst: part of the pending handshake; a waiter takes precedence.
-        if self.magazines.is_empty() || self.pending_len.load(Ordering::SeqCst) != 0 {
-            return false;
-        }
-        let (cached, taken_back) = self.platform.with_processor(|cpu| {
-            let Some(magazine) = self.magazines.get(cpu) else {
-                return (false, None);
+    /// On processor `cpu`: takes frame `index` back from its client, into `cpu`'s
+    /// magazine if it has room and is not blocked (module docs, "Magazines"), and
+    /// counts the free there.
+    #[inline]
+    fn claim_on(&self, cpu: usize, index: u32) -> Returned {
+        let Some(magazine) = self.magazines.get(cpu) else {
+            return match self.list.claim(index) {
+                Ok(()) => {
+                    self.stats.bump(Counter::Free);
+                    Returned::Claimed
+                }
+                Err(_) => Returned::Refused,
             };
-            self.list.mark(index, CLAIMED, CACHED);
-            if !magazine.push(index) {
-                self.list.mark(index, CACHED, CLAIMED);
-                return (false, None);
+        };
+        let Some((mut word, top)) = magazine.peek() else {
+            if self.list.claim(index).is_err() {
+                return Returned::Refused;
             }
             magazine.count_free();
-            // SeqCst loads after the SeqCst push: the free side of both handshakes. Take
-            // the magazine back before leaving the processor, so no allocation here can
-            // pop a frame a waiter or close is owed.
-            let owed = self.pending_len.load(Ordering::SeqCst) != 0 || self.rundown.is_closed();
-            (true, owed.then(|| magazine.take_all()))
-        });
-        if let Some(frames) = taken_back {
-            self.uncache(frames);
-            self.service_pending();
+            return Returned::Claimed;
+        };
+        // The ownership check and the link to the magazine's top in one CAS.
+        if self.list.claim_linked(index, top).is_err() {
+            return Returned::Refused;
         }
-        cached
+        magazine.count_free();
+        loop {
+            if magazine.push(word, index) {
+                return Returned::Cached;
+            }
+            // A taker emptied the magazine (link to the new top, try again), or blocked
+            // it (the shared path then serves the waiter or close).
+            let Some((seen, top)) = magazine.peek() else {
+                self.list.set_claimed(index);
+                return Returned::Claimed;
+            };
+            word = seen;
+            self.list.set_next(index, top);
+        }
     }
 
-    /// Moves every magazine's frames onto the shared list. Returns whether any moved.
+    /// Moves every magazine's frames onto the shared list (blocked magazines hold
+    /// none). Returns whether any moved.
     fn drain_magazines(&self) -> bool {
         let mut moved = false;
         for magazine in &self.magazines {
-            let frames = magazine.take_all();
-            moved |= frames != Cached::EMPTY;
-            self.uncache(frames);
+            if let Some(stack) = magazine.take_all() {
+                moved = true;
+                if self.uncache(stack) == Released::Drained {
+                    self.release_memory();
+                }
+            }
         }
         moved
     }
 
-    /// Puts frames taken from a magazine on the shared list, dropping the references
-    /// they kept while cached (the last one of a closed allocator releases the memory).
-    fn uncache(&self, frames: Cached) {
-        for index in frames {
-            self.list.mark(index, CACHED, CLAIMED);
-            self.release_reference();
-            self.list.push(index);
+    /// Blocks every magazine and puts what they held on the shared list. Under the
+    /// queue lock (see "Magazines"); the caller releases the memory after the lock if
+    /// this returns `Drained`.
+    fn block_magazines(&self) -> Released {
+        let mut released = Released::Live;
+        for magazine in &self.magazines {
+            if let Some(stack) = magazine.block() {
+                if self.uncache(stack) == Released::Drained {
+                    released = Released::Drained;
+                }
+            }
         }
+        released
+    }
+
+    /// Unblocks the magazines when the queue has just emptied, unless closed or the
+    /// pool is below the rule. Under the queue lock.
+    fn unblock_magazines(&self, shared: &Shared<P>) {
+        if self.magazines_on && shared.queue.is_empty() && !self.rundown.is_closed() {
+            for magazine in &self.magazines {
+                magazine.unblock();
+            }
+        }
+    }
+
+    /// Puts frames taken from a magazine on the shared list, dropping the references
+    /// they kept while cached first (so the count never exceeds the frames really out).
+    /// `Drained`: that was the last reference of a closed allocator.
+    fn uncache(&self, stack: Stack) -> Released {
+        let released = self.rundown.release_many(stack.count);
+        self.list.push_chain(stack.top, stack.count);
+        released
     }
 
     /// Returns a frame popped by [`Self::take_frame`] that was never handed out.
@@ -409,21 +490,39 @@ impl<P: Platform> Allocator<P> {
     /// `STATUS_INVALID_PARAMETER` when `address` is not the start of a frame of this
     /// allocator, or that frame is not out (a double free). Nothing changes then, apart
     /// from the rejected-free counter.
+    #[inline]
     pub fn free(&self, address: usize) -> Result<(), NtStatus> {
         self.platform.check_irql(Irql::Dispatch);
-        let claimed = self
-            .index_of(address)
-            .ok_or(())
-            .and_then(|index| self.list.claim(index).map(|()| index).map_err(|_| ()));
-        let Ok(index) = claimed else {
-            self.stats.bump(Counter::RejectedFree);
-            return Err(NtStatus::INVALID_PARAMETER);
+        let Some(index) = self.index_of(address) else {
+            return Err(self.refuse_free());
         };
-        if self.cache_freed(index) {
-            self.notify();
-            return Ok(());
+        match self
+            .platform
+            .with_processor(|cpu| self.claim_on(cpu, index))
+        {
+            Returned::Cached => {
+                self.notify();
+                Ok(())
+            }
+            Returned::Claimed => {
+                self.free_shared(index, address);
+                Ok(())
+            }
+            Returned::Refused => Err(self.refuse_free()),
         }
-        self.stats.bump(Counter::Free);
+    }
+
+    /// Counts a refused free; its status.
+    #[cold]
+    fn refuse_free(&self) -> NtStatus {
+        self.stats.bump(Counter::RejectedFree);
+        NtStatus::INVALID_PARAMETER
+    }
+
+    /// [`Self::free`] of a claimed frame past the magazine: to the oldest pending ALLOC
+    /// if any, else to the shared list.
+    #[inline(never)]
+    fn free_shared(&self, index: u32, address: usize) {
         // SeqCst: the free side of the pending handshake.
         if self.pending_len.load(Ordering::SeqCst) != 0 {
             if let Some(request) = self.shared.with(|shared| self.take_oldest(shared)) {
@@ -432,7 +531,7 @@ impl<P: Platform> Allocator<P> {
                 self.stats.bump(Counter::Allocation);
                 self.platform.complete_alloc(request, Ok(address));
                 self.notify();
-                return Ok(());
+                return;
             }
         }
         // The frame stops counting as out before anyone can pop it again, so the count
@@ -444,20 +543,20 @@ impl<P: Platform> Allocator<P> {
             self.service_pending();
         }
         self.notify();
-        Ok(())
     }
 
     /// The ALLOC method. The caller has marked `request` pending (see
     /// [`AllocOutcome::Pended`]).
     pub fn method_alloc(&self, request: &P::Request) -> AllocOutcome {
         self.platform.check_irql(Irql::Dispatch);
+        // Blocked while requests wait: no `pending_len` check needed first.
+        if let Some(index) = self.pop_cached() {
+            return AllocOutcome::Ready(self.address(index));
+        }
         if self.pending_len.load(Ordering::SeqCst) == 0 {
-            if let Some(index) = self.pop_cached() {
-                return AllocOutcome::Ready(self.address(index));
-            }
             match self.take_shared() {
                 Ok((index, out)) => {
-                    self.stats.bump(Counter::Allocation);
+                    self.count_allocation();
                     self.stats.saw_outstanding(out);
                     return AllocOutcome::Ready(self.address(index));
                 }
@@ -480,15 +579,19 @@ impl<P: Platform> Allocator<P> {
             // SeqCst: the ALLOC side of the handshake; the pop in service_pending follows.
             self.pending_len
                 .store(Self::queue_len(shared), Ordering::SeqCst);
-            Ok(())
+            // After the store: every frame cached before the block comes to the list
+            // here, and a free caching one after it fails on BLOCKED and takes the
+            // shared path, which sees the waiter ("Magazines").
+            Ok(self.block_magazines())
         });
-        if let Err(status) = queued {
-            return AllocOutcome::Failed(status);
+        let released = match queued {
+            Ok(released) => released,
+            Err(status) => return AllocOutcome::Failed(status),
+        };
+        if released == Released::Drained {
+            self.release_memory();
         }
         self.stats.bump(Counter::Pend);
-        // After the SeqCst store of `pending_len`: every frame cached before it comes to
-        // the list here, and a free caching one after it sees the waiter ("Magazines").
-        self.drain_magazines();
         self.service_pending();
         AllocOutcome::Pended
     }
@@ -501,6 +604,7 @@ impl<P: Platform> Allocator<P> {
             let removed = shared.queue.remove_key(key);
             self.pending_len
                 .store(Self::queue_len(shared), Ordering::SeqCst);
+            self.unblock_magazines(shared);
             removed
         });
         removed.is_some_and(|request| {
@@ -592,13 +696,19 @@ impl<P: Platform> Allocator<P> {
         let Some(at_close) = self.rundown.close() else {
             return 0;
         };
-        let events = self.shared.with(|shared| {
+        let (events, released) = self.shared.with(|shared| {
             // Under the lock acquire_function_table arms under (see there).
             self.table_armed.store(false, Ordering::Release);
             let events = core::mem::take(&mut shared.events);
             self.store_event_count(shared);
-            events
+            // After CLOSED, under the lock unblocks take: cached frames go back to the
+            // list, dropping their references, and the magazines stay blocked, so a
+            // free after this takes the shared path ("Magazines").
+            (events, self.block_magazines())
         });
+        if released == Released::Drained {
+            self.release_memory();
+        }
         // Dropping the client events releases their references outside the lock.
         drop(events);
         let mut cancelled = 0;
@@ -608,9 +718,6 @@ impl<P: Platform> Allocator<P> {
                 .complete_alloc(request, Err(NtStatus::CANCELLED));
             cancelled += 1;
         }
-        // After CLOSED: cached frames go back to the list, dropping their references
-        // (the last one releases the memory); a free caching one after this sees CLOSED.
-        self.drain_magazines();
         if at_close == Released::Drained {
             self.release_memory();
         }
@@ -694,6 +801,7 @@ impl<P: Platform> Allocator<P> {
         let request = shared.queue.take_first(|r| self.platform.disarm_cancel(r));
         self.pending_len
             .store(Self::queue_len(shared), Ordering::SeqCst);
+        self.unblock_magazines(shared);
         request
     }
 
@@ -744,8 +852,19 @@ impl<P: Platform> Allocator<P> {
         }
     }
 
-    /// Signals the free-frame notification to whoever asked for it.
+    /// Signals the free-frame notification to whoever asked for it. The check is
+    /// inlined into every free; the signalling is not.
+    #[inline]
     fn notify(&self) {
+        // Relaxed: only a filter; `notify_armed` re-reads both with Acquire.
+        if self.table_armed.load(Ordering::Relaxed) || self.client_events.load(Ordering::Relaxed) != 0
+        {
+            self.notify_armed();
+        }
+    }
+
+    #[inline(never)]
+    fn notify_armed(&self) {
         // Acquire: pairs with the Release stores that arm these.
         if self.table_armed.load(Ordering::Acquire) {
             self.platform.set_event(&self.internal_event);
@@ -763,7 +882,9 @@ impl<P: Platform> Allocator<P> {
 impl<P: Platform> Drop for Allocator<P> {
     fn drop(&mut self) {
         // Cached frames are free: their references go before the count is judged.
-        self.drain_magazines();
+        if self.block_magazines() == Released::Drained {
+            self.release_memory();
+        }
         if self.rundown.outstanding() == 0 {
             self.release_memory();
         } else if let Some(memory) = self.memory.with(Option::take) {

@@ -10,8 +10,8 @@
 //! holds it. Returning a frame first compare-exchanges `link[i]` from `OUT` to [`CLAIMED`];
 //! only one of two racing frees of the same frame can win, and a frame already on the
 //! list never holds `OUT`, so neither a double free nor a forged index can put a frame on
-//! the list twice. A frame in a per-processor magazine holds [`CACHED`], which a return
-//! refuses the same way.
+//! the list twice. A frame in a per-processor magazine holds the next index of the
+//! magazine's own stack (`magazine`), which a return refuses the same way.
 //!
 //! Link words are interleaved across cache lines (`FreeList::slot`): frames `i` and
 //! `i + 1`, which two processors popping the list in turn usually get, have their
@@ -32,8 +32,6 @@ pub const NIL: u32 = u32::MAX;
 pub const OUT: u32 = u32::MAX - 1;
 /// `link` value of a frame between its owner-check and its push.
 pub const CLAIMED: u32 = u32::MAX - 2;
-/// `link` value of a free frame cached in a processor's magazine instead of the list.
-pub const CACHED: u32 = u32::MAX - 3;
 
 /// Why a returned index was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,9 +75,9 @@ impl FreeList {
     /// [`OutOfMemory`] if the link array cannot be allocated.
     ///
     /// # Panics
-    /// If `len >= CACHED` (the caller validates frame counts far below that).
+    /// If `len >= CLAIMED` (the caller validates frame counts far below that).
     pub fn new(len: u32) -> Result<Self, OutOfMemory> {
-        assert!(len < CACHED, "frame count collides with the link markers");
+        assert!(len < CLAIMED, "frame count collides with the link markers");
         // Lines rounded up to a power of two, so `slot` is two shifts and a mask: at
         // most twice the words `len` needs (8 bytes per frame at worst).
         let line_bits = len.div_ceil(PER_LINE).next_power_of_two().trailing_zeros();
@@ -109,7 +107,16 @@ impl FreeList {
         (((index & self.lines_mask) * PER_LINE) | (index >> self.line_bits)) as usize
     }
 
+    /// Index `i`'s link word (`i < len`), for a caller that owns the frame (a magazine
+    /// popping its top).
+    #[inline]
+    #[must_use]
+    pub fn link(&self, index: u32) -> &AtomicU32 {
+        self.word(index)
+    }
+
     /// Index `i`'s link word (`i < len`).
+    #[inline]
     fn word(&self, index: u32) -> &AtomicU32 {
         &self.link[self.slot(index)]
     }
@@ -189,24 +196,83 @@ impl FreeList {
         self.word(index).store(OUT, Ordering::Relaxed);
     }
 
-    /// Moves a frame off the list from state `from` to `to`, where `from` is [`CLAIMED`]
-    /// or [`CACHED`]: states no [`Self::claim`] accepts, so the caller is the frame's
-    /// only owner and a plain store does. (`CLAIMED -> CACHED` before a magazine push,
-    /// `CACHED -> OUT` after a magazine pop, `CACHED -> CLAIMED` after taking a magazine.)
-    pub fn mark(&self, index: u32, from: u32, to: u32) {
-        let slot = self.word(index);
-        debug_assert!(
-            from == CLAIMED || from == CACHED,
-            "mark from a shared state"
-        );
-        debug_assert_eq!(
-            slot.load(Ordering::Relaxed),
-            from,
-            "frame {index} in another state"
-        );
-        // Relaxed: the frame is private to the caller; handing it to another processor
-        // (a magazine push, a list push) is the Release that publishes this store.
-        slot.store(to, Ordering::Relaxed);
+    /// [`Self::claim`] for a frame going into a processor's magazine: checks that the
+    /// frame is out and sets its link word to `next` (the magazine's top: the magazine
+    /// is a stack threaded through link words, see `magazine`) in the same
+    /// compare-exchange.
+    ///
+    /// # Errors
+    /// As [`Self::claim`].
+    #[inline]
+    pub fn claim_linked(&self, index: u32, next: u32) -> Result<(), ReturnError> {
+        if index >= self.len {
+            return Err(ReturnError::OutOfRange);
+        }
+        // Acquire on success, Relaxed on failure: as in `claim`. The link value is
+        // published by the magazine push's Release that follows.
+        self.word(index)
+            .compare_exchange(OUT, next, Ordering::Acquire, Ordering::Relaxed)
+            .map(|_| ())
+            .map_err(|_| ReturnError::NotOut)
+    }
+
+    /// The link word of a frame the caller owns (in its magazine, or taken from one).
+    #[inline]
+    #[must_use]
+    pub fn next(&self, index: u32) -> u32 {
+        // Relaxed: the caller owns the frame; whoever handed it over (a magazine push's
+        // Release, `with_processor`'s exclusivity) ordered the write before us.
+        self.word(index).load(Ordering::Relaxed)
+    }
+
+    /// Sets the link word of a frame the caller owns (off the list, not out).
+    #[inline]
+    pub fn set_next(&self, index: u32, next: u32) {
+        // Relaxed: the frame is private to the caller; handing it on (a magazine push,
+        // a list push) is the Release that publishes this store.
+        self.word(index).store(next, Ordering::Relaxed);
+    }
+
+    /// Marks a frame the caller owns (just popped from a magazine) as held by a client.
+    #[inline]
+    pub fn set_out(&self, index: u32) {
+        // Relaxed: only the holder touches the word until it returns the frame, and the
+        // return's compare-exchange is what other processors contend on.
+        self.word(index).store(OUT, Ordering::Relaxed);
+    }
+
+    /// Marks a frame the caller owns as claimed (ready for [`Self::push`]).
+    #[inline]
+    pub fn set_claimed(&self, index: u32) {
+        // Relaxed: as `set_next`.
+        self.word(index).store(CLAIMED, Ordering::Relaxed);
+    }
+
+    /// Pushes `count` frames the caller owns, chained from `top` through their link
+    /// words (a stack taken from a magazine), in one compare-exchange: the list then
+    /// holds them in the same order above its old top.
+    pub fn push_chain(&self, top: u32, count: u32) {
+        let mut bottom = top;
+        for _ in 1..count {
+            bottom = self.next(bottom);
+        }
+        let slot = self.word(bottom);
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let (tag, old_top) = unpack(head);
+            // Relaxed: published by the Release half of the CAS below.
+            slot.store(old_top, Ordering::Relaxed);
+            // SeqCst on success, Relaxed on failure: as in `push`.
+            match self.head.compare_exchange_weak(
+                head,
+                pack(tag.wrapping_add(1), top),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
     }
 
     /// Pushes an index claimed with [`Self::claim`].

@@ -82,6 +82,22 @@ impl Rundown {
         }
     }
 
+    /// Drops `count` references at once (frames leaving a magazine).
+    #[must_use = "`Drained` means the memory must go now"]
+    pub fn release_many(&self, count: u32) -> Released {
+        // As `release`.
+        let previous = self.state.fetch_sub(u64::from(count), Ordering::SeqCst);
+        debug_assert!(
+            previous & !CLOSED >= u64::from(count),
+            "rundown released below zero"
+        );
+        if previous == CLOSED | u64::from(count) {
+            Released::Drained
+        } else {
+            Released::Live
+        }
+    }
+
     /// Marks closed. Returns `None` if it was closed already, else whether frames were
     /// out at that moment (`Drained` means none: the closer releases the memory).
     #[must_use = "`Drained` means the closer releases the memory"]
