@@ -429,6 +429,9 @@ impl<P: Platform> Allocator<P> {
     /// Moves every magazine's frames onto the shared list (blocked magazines hold
     /// none). Returns whether any moved.
     fn drain_magazines(&self) -> bool {
+        if !self.magazines_on {
+            return false;
+        }
         let mut moved = false;
         for magazine in &self.magazines {
             if let Some(stack) = magazine.take_all() {
@@ -446,6 +449,10 @@ impl<P: Platform> Allocator<P> {
     /// this returns `Drained`.
     fn block_magazines(&self) -> Released {
         let mut released = Released::Live;
+        if !self.magazines_on {
+            // Blocked since create, and empty.
+            return released;
+        }
         for magazine in &self.magazines {
             if let Some(stack) = magazine.block() {
                 if self.uncache(stack) == Released::Drained {
@@ -582,17 +589,23 @@ impl<P: Platform> Allocator<P> {
             // After the store: every frame cached before the block comes to the list
             // here, and a free caching one after it fails on BLOCKED and takes the
             // shared path, which sees the waiter ("Magazines").
-            Ok(self.block_magazines())
+            let blocked = self.block_magazines();
+            // The pop that closes the handshake, under the lock we hold anyway: a
+            // frame pushed before our store goes to the oldest request now.
+            Ok((blocked, self.service_step(shared)))
         });
-        let released = match queued {
-            Ok(released) => released,
+        let (blocked, step) = match queued {
+            Ok(queued) => queued,
             Err(status) => return AllocOutcome::Failed(status),
         };
-        if released == Released::Drained {
+        if blocked == Released::Drained {
             self.release_memory();
         }
         self.stats.bump(Counter::Pend);
-        self.service_pending();
+        if self.finish_step(step) {
+            // A frame was there: there may be more, and more requests.
+            self.service_pending();
+        }
         AllocOutcome::Pended
     }
 
@@ -807,35 +820,44 @@ impl<P: Platform> Allocator<P> {
 
     /// Hands free frames to pending requests, oldest first, until one side runs out.
     fn service_pending(&self) {
-        loop {
-            let step = self.shared.with(|shared| {
-                if shared.queue.is_empty() {
-                    return Err(Released::Live);
+        while self.finish_step(self.shared.with(|shared| self.service_step(shared))) {}
+    }
+
+    /// Under the queue lock: a free frame and the oldest request it goes to, or what
+    /// putting the frame back released (`Live` when there was no frame or no request).
+    fn service_step(&self, shared: &mut Shared<P>) -> Result<(P::Request, u32, u32), Released> {
+        if shared.queue.is_empty() {
+            return Err(Released::Live);
+        }
+        let (index, out) = self.take_frame().map_err(|_| Released::Live)?;
+        if let Some(request) = self.take_oldest_any(shared) {
+            return Ok((request, index, out));
+        }
+        // Every queued request is being cancelled: put the frame back (its reference
+        // first, as in `free`). If that drains a closed allocator, the memory goes after
+        // the lock is dropped (no pool call under it).
+        let released = self.rundown.release();
+        self.put_back(index);
+        Err(released)
+    }
+
+    /// After the lock: completes the request a [`Self::service_step`] found a frame for
+    /// (`true`), or releases the memory if putting the frame back drained it.
+    fn finish_step(&self, step: Result<(P::Request, u32, u32), Released>) -> bool {
+        match step {
+            Ok((request, index, out)) => {
+                self.stats.bump(Counter::Allocation);
+                self.stats.saw_outstanding(out);
+                self.platform
+                    .complete_alloc(request, Ok(self.address(index)));
+                true
+            }
+            Err(released) => {
+                if released == Released::Drained {
+                    self.release_memory();
                 }
-                let (index, out) = self.take_frame().map_err(|_| Released::Live)?;
-                if let Some(request) = self.take_oldest_any(shared) {
-                    return Ok((request, index, out));
-                }
-                // Every queued request is being cancelled: put the frame back (its
-                // reference first, as in `free`). If that drains a closed allocator,
-                // the memory goes after the lock is dropped (no pool call under it).
-                let released = self.rundown.release();
-                self.put_back(index);
-                Err(released)
-            });
-            let (request, index, out) = match step {
-                Ok(handed) => handed,
-                Err(released) => {
-                    if released == Released::Drained {
-                        self.release_memory();
-                    }
-                    return;
-                }
-            };
-            self.stats.bump(Counter::Allocation);
-            self.stats.saw_outstanding(out);
-            self.platform
-                .complete_alloc(request, Ok(self.address(index)));
+                false
+            }
         }
     }
 
