@@ -428,6 +428,8 @@ impl<P: Platform> Allocator<P> {
 
     /// Moves every magazine's frames onto the shared list (blocked magazines hold
     /// none). Returns whether any moved.
+    #[cold]
+    #[inline(never)]
     fn drain_magazines(&self) -> bool {
         if !self.magazines_on {
             return false;
@@ -531,15 +533,8 @@ impl<P: Platform> Allocator<P> {
     #[inline(never)]
     fn free_shared(&self, index: u32, address: usize) {
         // SeqCst: the free side of the pending handshake.
-        if self.pending_len.load(Ordering::SeqCst) != 0 {
-            if let Some(request) = self.shared.with(|shared| self.take_oldest(shared)) {
-                // Straight to the waiter: the frame stays out, the count unchanged.
-                self.list.unclaim(index);
-                self.stats.bump(Counter::Allocation);
-                self.platform.complete_alloc(request, Ok(address));
-                self.notify();
-                return;
-            }
+        if self.pending_len.load(Ordering::SeqCst) != 0 && self.hand_off(index, address) {
+            return;
         }
         // The frame stops counting as out before anyone can pop it again, so the count
         // never exceeds the frames really out.
@@ -550,6 +545,22 @@ impl<P: Platform> Allocator<P> {
             self.service_pending();
         }
         self.notify();
+    }
+
+    /// Gives a claimed frame straight to the oldest pending ALLOC, if one is still
+    /// queued (`true`). Out of line: the shared path's free pays for it only when
+    /// requests wait.
+    #[inline(never)]
+    fn hand_off(&self, index: u32, address: usize) -> bool {
+        let Some(request) = self.shared.with(|shared| self.take_oldest(shared)) else {
+            return false;
+        };
+        // Straight to the waiter: the frame stays out, the count unchanged.
+        self.list.unclaim(index);
+        self.stats.bump(Counter::Allocation);
+        self.platform.complete_alloc(request, Ok(address));
+        self.notify();
+        true
     }
 
     /// The ALLOC method. The caller has marked `request` pending (see

@@ -150,7 +150,8 @@ impl FreeList {
             // Relaxed: if `index` is still on top when the CAS succeeds, nobody has
             // written its link since the push we synchronised with; if it is not, the
             // tag has moved and the CAS fails, whatever we read here.
-            let next = self.word(index).load(Ordering::Relaxed);
+            let link = self.word(index);
+            let next = link.load(Ordering::Relaxed);
             // SeqCst on success: the pop takes part in the allocator's
             // "free pushes then checks pending / ALLOC queues then pops" handshake,
             // which needs one total order (see `allocator`). Acquire on failure: the
@@ -164,7 +165,7 @@ impl FreeList {
                 Ok(_) => {
                     // Relaxed: only the holder touches `link[index]` until it returns
                     // the frame; the return's CAS is what other threads contend on.
-                    self.word(index).store(OUT, Ordering::Relaxed);
+                    link.store(OUT, Ordering::Relaxed);
                     return Some(index);
                 }
                 Err(current) => head = current,
