@@ -64,7 +64,7 @@ use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
 
 use crate::framing::Framing;
-use crate::free_list::FreeList;
+use crate::free_list::{FreeList, Unlisted};
 use crate::magazine::{self, Magazine, Stack};
 use crate::pending::{PendingQueue, MAX_PENDING};
 use crate::platform::{Irql, Platform, SpinLock};
@@ -344,22 +344,15 @@ impl<P: Platform> Allocator<P> {
             });
     }
 
-    /// Pops a frame, then takes its rundown reference: in that order, so the count of
-    /// frames out never includes an attempt that finds the list empty.
+    /// Pops a frame off the shared list; returns it with the frames now off the list
+    /// (out, cached or on their way: what the peak statistic records).
+    #[inline]
     fn take_frame(&self) -> Result<(u32, u32), Taken> {
-        let Some(index) = self.list.pop() else {
-            return Err(if self.rundown.is_closed() {
-                Taken::Closed
-            } else {
-                Taken::Empty
-            });
-        };
-        if let Some(out) = self.rundown.try_acquire() {
-            return Ok((index, out));
+        match self.list.pop() {
+            Ok((index, listed)) => Ok((index, self.framing.frames() - listed)),
+            Err(Unlisted::Empty) => Err(Taken::Empty),
+            Err(Unlisted::Closed) => Err(Taken::Closed),
         }
-        // Closed between the pop and the reference: the frame goes back unused.
-        self.put_back(index);
-        Err(Taken::Closed)
     }
 
     /// [`Self::take_frame`], but when the list is empty, first moves every magazine's
@@ -468,27 +461,37 @@ impl<P: Platform> Allocator<P> {
     /// Unblocks the magazines when the queue has just emptied, unless closed or the
     /// pool is below the rule. Under the queue lock.
     fn unblock_magazines(&self, shared: &Shared<P>) {
-        if self.magazines_on && shared.queue.is_empty() && !self.rundown.is_closed() {
+        if self.magazines_on && shared.queue.is_empty() && !self.list.is_closed() {
             for magazine in &self.magazines {
                 magazine.unblock();
             }
         }
     }
 
-    /// Puts frames taken from a magazine on the shared list, dropping the references
-    /// they kept while cached first (so the count never exceeds the frames really out).
-    /// `Drained`: that was the last reference of a closed allocator.
+    /// Puts frames taken from a magazine on the shared list; if it is closed, they
+    /// count down instead ("Counting frames out"). `Drained`: that was the last frame
+    /// of a closed allocator.
     fn uncache(&self, stack: Stack) -> Released {
-        let released = self.rundown.release_many(stack.count);
-        self.list.push_chain(stack.top, stack.count);
-        released
+        match self.list.push_chain(stack.top, stack.count) {
+            Ok(()) => Released::Live,
+            Err(_) => self.rundown.release_many(stack.count),
+        }
     }
 
     /// Returns a frame popped by [`Self::take_frame`] that was never handed out.
-    fn put_back(&self, index: u32) {
+    fn put_back(&self, index: u32) -> Released {
         let claimed = self.list.claim(index);
         debug_assert!(claimed.is_ok(), "a frame we popped is ours to return");
-        self.list.push(index);
+        self.list_claimed(index)
+    }
+
+    /// Pushes a claimed frame; on a closed list it counts down instead.
+    #[inline]
+    fn list_claimed(&self, index: u32) -> Released {
+        match self.list.push(index) {
+            Ok(()) => Released::Live,
+            Err(_) => self.rundown.release(),
+        }
     }
 
     /// Returns a frame (`FreeFrame` of the table, or the FREE method): to the oldest
@@ -536,10 +539,9 @@ impl<P: Platform> Allocator<P> {
         if self.pending_len.load(Ordering::SeqCst) != 0 && self.hand_off(index, address) {
             return;
         }
-        // The frame stops counting as out before anyone can pop it again, so the count
-        // never exceeds the frames really out.
-        self.release_reference();
-        self.list.push(index);
+        if self.list_claimed(index) == Released::Drained {
+            self.release_memory();
+        }
         // SeqCst: after our push, the load that closes the handshake.
         if self.pending_len.load(Ordering::SeqCst) != 0 {
             self.service_pending();
@@ -583,7 +585,7 @@ impl<P: Platform> Allocator<P> {
             }
         }
         let queued = self.shared.with(|shared| {
-            if self.rundown.is_closed() {
+            if self.list.is_closed() {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             if shared.queue.len() == MAX_PENDING {
@@ -649,7 +651,7 @@ impl<P: Platform> Allocator<P> {
         // Check and arm under the lock close disarms under: a close that set CLOSED
         // before we look is refused here; one that comes after disarms after us.
         self.shared.with(|_| {
-            if self.rundown.is_closed() {
+            if self.list.is_closed() {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             // Release: pairs with the Acquire in `notify`, which then sees a ready event.
@@ -674,7 +676,7 @@ impl<P: Platform> Allocator<P> {
         self.platform.check_irql(Irql::Passive);
         let key = self.platform.client_event_key(&event);
         self.shared.with(|shared| {
-            if self.rundown.is_closed() {
+            if self.list.is_closed() {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             if shared
@@ -717,22 +719,18 @@ impl<P: Platform> Allocator<P> {
     /// of requests cancelled. A second close does nothing.
     pub fn close(&self) -> usize {
         self.platform.check_irql(Irql::Passive);
-        let Some(at_close) = self.rundown.close() else {
+        let Some(listed) = self.list.close() else {
             return 0;
         };
-        let (events, released) = self.shared.with(|shared| {
+        let (events, cached) = self.shared.with(|shared| {
             // Under the lock acquire_function_table arms under (see there).
             self.table_armed.store(false, Ordering::Release);
             let events = core::mem::take(&mut shared.events);
             self.store_event_count(shared);
-            // After CLOSED, under the lock unblocks take: cached frames go back to the
-            // list, dropping their references, and the magazines stay blocked, so a
-            // free after this takes the shared path ("Magazines").
-            (events, self.block_magazines())
+            // After the list closed, under the lock unblocks take: the magazines stay
+            // blocked, so a free after this takes the shared path ("Magazines").
+            (events, self.block_for_census())
         });
-        if released == Released::Drained {
-            self.release_memory();
-        }
         // Dropping the client events releases their references outside the lock.
         drop(events);
         let mut cancelled = 0;
@@ -742,17 +740,31 @@ impl<P: Platform> Allocator<P> {
                 .complete_alloc(request, Err(NtStatus::CANCELLED));
             cancelled += 1;
         }
-        if at_close == Released::Drained {
+        // The census ("Counting frames out"): every frame not listed at the close and
+        // not cached at the block was out, and comes back through a failing push.
+        if self.rundown.close(self.framing.frames() - listed - cached) == Released::Drained {
             self.release_memory();
         }
         cancelled
+    }
+
+    /// Blocks every magazine for good and counts the frames they held (free frames: no
+    /// push, the list is closed). For close's census.
+    fn block_for_census(&self) -> u32 {
+        let mut cached = 0;
+        if self.magazines_on {
+            for magazine in &self.magazines {
+                cached += magazine.block().map_or(0, |stack| stack.count);
+            }
+        }
+        cached
     }
 
     /// Whether the allocator is closed and every frame has come back (the owner may
     /// then drop it).
     #[must_use]
     pub fn is_drained(&self) -> bool {
-        self.rundown.is_closed() && self.rundown.outstanding() == 0
+        self.rundown.is_drained()
     }
 
     /// KSPROPERTY_STREAMALLOCATOR_STATUS.
@@ -760,7 +772,7 @@ impl<P: Platform> Allocator<P> {
     pub fn status(&self) -> KsStreamAllocatorStatus {
         KsStreamAllocatorStatus {
             framing: *self.framing.raw(),
-            allocated_frames: self.rundown.outstanding().saturating_sub(self.cached()),
+            allocated_frames: self.outstanding(),
             reserved: 0,
         }
     }
@@ -775,6 +787,18 @@ impl<P: Platform> Allocator<P> {
             counters.frees += frees;
         }
         counters
+    }
+
+    /// Frames out with clients: the per-processor counts summed while open, the exact
+    /// count once close has taken its census ("Counting frames out"). Racy while frames
+    /// move, exact at rest.
+    fn outstanding(&self) -> u32 {
+        if let Some(out) = self.rundown.outstanding() {
+            return out;
+        }
+        let counters = self.counters();
+        let out = counters.allocations.saturating_sub(counters.frees);
+        u32::try_from(out).map_or(self.framing.frames(), |out| out.min(self.framing.frames()))
     }
 
     /// Free frames cached in magazines now (racy by nature).
@@ -792,10 +816,10 @@ impl<P: Platform> Allocator<P> {
         Snapshot {
             total,
             free,
-            outstanding: self.rundown.outstanding().saturating_sub(cached),
+            outstanding: self.outstanding(),
             cached,
             pending: self.pending_len.load(Ordering::SeqCst),
-            closed: self.rundown.is_closed(),
+            closed: self.list.is_closed(),
             memory_released: self.memory.with(|m| m.is_none()),
             counters: self.counters(),
         }
@@ -815,7 +839,7 @@ impl<P: Platform> Allocator<P> {
 
     /// Takes the oldest request whose cancel routine we could take back, if open.
     fn take_oldest(&self, shared: &mut Shared<P>) -> Option<P::Request> {
-        if self.rundown.is_closed() {
+        if self.list.is_closed() {
             return None;
         }
         self.take_oldest_any(shared)
@@ -844,12 +868,10 @@ impl<P: Platform> Allocator<P> {
         if let Some(request) = self.take_oldest_any(shared) {
             return Ok((request, index, out));
         }
-        // Every queued request is being cancelled: put the frame back (its reference
-        // first, as in `free`). If that drains a closed allocator, the memory goes after
-        // the lock is dropped (no pool call under it).
-        let released = self.rundown.release();
-        self.put_back(index);
-        Err(released)
+        // Every queued request is being cancelled: put the frame back. If that drains a
+        // closed allocator, the memory goes after the lock is dropped (no pool call
+        // under it).
+        Err(self.put_back(index))
     }
 
     /// After the lock: completes the request a [`Self::service_step`] found a frame for
@@ -869,13 +891,6 @@ impl<P: Platform> Allocator<P> {
                 }
                 false
             }
-        }
-    }
-
-    /// Drops one frame reference, releasing the memory if that drained a closed allocator.
-    fn release_reference(&self) {
-        if self.rundown.release() == Released::Drained {
-            self.release_memory();
         }
     }
 
@@ -914,11 +929,12 @@ impl<P: Platform> Allocator<P> {
 
 impl<P: Platform> Drop for Allocator<P> {
     fn drop(&mut self) {
-        // Cached frames are free: their references go before the count is judged.
-        if self.block_magazines() == Released::Drained {
-            self.release_memory();
-        }
-        if self.rundown.outstanding() == 0 {
+        // Not closed: the census close would take (nothing runs concurrently now).
+        let drained = match self.list.close() {
+            Some(listed) => listed + self.block_for_census() == self.framing.frames(),
+            None => self.rundown.is_drained(),
+        };
+        if drained {
             self.release_memory();
         } else if let Some(memory) = self.memory.with(Option::take) {
             // Frames are still out: the owner broke the rundown contract. Leaking the

@@ -20,8 +20,6 @@ use ks_abi::ks::{file_alignment, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
 use ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
 use ksalloc_core::free_list::FreeList;
-use ksalloc_core::rundown::Rundown;
-use ksalloc_core::stats::{Counter, Stats};
 use ksalloc_core::{AllocOutcome, Allocator, Platform};
 use ksalloc_model::{Irp, ModelKernel, RequestorMode};
 
@@ -102,12 +100,6 @@ pub fn visit_all(v: &mut impl Visit) {
         KsallocBurst::<BenchKernel>::new,
     );
     v.shared("freelist", Role::Contender, FreeListOnly::new);
-    v.shared("freelist+rundown", Role::Breakdown, FreeListRundown::new);
-    v.shared(
-        "freelist+rundown+stats",
-        Role::Breakdown,
-        FreeListRundownStats::new,
-    );
     v.shared("tagged-stack", Role::Contender, TaggedStack::new);
     v.shared("spinlock-list", Role::Contender, SpinList::new);
     v.shared("mutex-vec", Role::Contender, MutexVec::new);
@@ -290,80 +282,9 @@ impl FreeListOnly {
 impl Pool for FreeListOnly {
     #[inline]
     fn pair(&self) {
-        let index = self.list.pop().expect("a frame is free");
+        let (index, _) = self.list.pop().expect("a frame is free");
         self.list.claim(black_box(index)).expect("held");
-        self.list.push(index);
-    }
-}
-
-/// FreeList plus the rundown reference the allocator takes per frame (CAS + fetch_sub):
-/// five locked RMWs per pair.
-pub struct FreeListRundown {
-    list: FreeList,
-    rundown: Rundown,
-}
-
-impl FreeListRundown {
-    /// A list of `frames` indices and an open rundown.
-    ///
-    /// # Panics
-    /// If the link array cannot be allocated.
-    #[must_use]
-    pub fn new(frames: u32) -> Self {
-        Self {
-            list: FreeList::new(frames).expect("memory"),
-            rundown: Rundown::new(),
-        }
-    }
-}
-
-impl Pool for FreeListRundown {
-    #[inline]
-    fn pair(&self) {
-        let out = self.rundown.try_acquire().expect("open");
-        let index = self.list.pop().expect("a frame is free");
-        black_box(out);
-        self.list.claim(black_box(index)).expect("held");
-        self.list.push(index);
-        black_box(self.rundown.release());
-    }
-}
-
-/// FreeList, rundown, and the three statistics the hot path keeps (allocations
-/// fetch_add, peak fetch_max, frees fetch_add): the allocator's eight locked RMWs per
-/// pair, without its other work.
-pub struct FreeListRundownStats {
-    list: FreeList,
-    rundown: Rundown,
-    stats: Stats,
-}
-
-impl FreeListRundownStats {
-    /// A list of `frames` indices, an open rundown and zeroed counters.
-    ///
-    /// # Panics
-    /// If the link array cannot be allocated.
-    #[must_use]
-    pub fn new(frames: u32) -> Self {
-        Self {
-            list: FreeList::new(frames).expect("memory"),
-            rundown: Rundown::new(),
-            stats: Stats::default(),
-        }
-    }
-}
-
-impl Pool for FreeListRundownStats {
-    #[inline]
-    fn pair(&self) {
-        let out = self.rundown.try_acquire().expect("open");
-        let index = self.list.pop().expect("a frame is free");
-        self.stats.bump(Counter::Allocation);
-        self.stats.saw_outstanding(out);
-        self.list.claim(black_box(index)).expect("held");
-        self.stats.bump(Counter::Free);
-        self.list.push(index);
-        black_box(self.rundown.release());
+        self.list.push(index).expect("open");
     }
 }
 
