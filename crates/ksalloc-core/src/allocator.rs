@@ -1,5 +1,5 @@
 //! The allocator engine: one KS allocator object's frames, free list, pending ALLOC
-//! requests, free-frame notification and rundown.
+//! requests, free-frame notification and the frames-out count.
 //!
 //! Entry points and their IRQL:
 //!
@@ -29,29 +29,38 @@
 //! [`Magazine`] per processor: a free on processor *p* caches the frame in *p*'s
 //! magazine (up to [`magazine::CAPACITY`]), and an allocation on *p* takes from it
 //! first, touching only *p*'s cache line. Smaller pools (KS pools of 8 frames are common)
-//! have none and use the shared list alone. Frames in a magazine are free: STATUS and
-//! the snapshot count them so, and every path that would otherwise come up empty takes
-//! them back first:
+//! keep every magazine blocked and use the shared list alone. Frames in a magazine are
+//! free: STATUS and the snapshot count them so, and every path that would otherwise come
+//! up empty takes them back first:
 //! - an allocation that finds the shared list empty empties every magazine onto it,
 //!   then tries once more;
-//! - an ALLOC about to pend empties every magazine after publishing `pending_len`, then
-//!   services the queue; a free that caches a frame loads `pending_len` after its
-//!   push, and takes its magazine back if a request is waiting. Push and take are
-//!   SeqCst read-modify-writes of the magazine word, so the store-then-load argument
-//!   above holds: either the ALLOC's take finds the frame, or the free sees the waiter.
-//!   Frees while `pending_len != 0` skip magazines altogether.
-//! - close empties every magazine after marking the rundown word CLOSED; a caching free
-//!   checks CLOSED after its push, the same handshake.
+//! - an ALLOC about to pend *blocks* every magazine ([`magazine::BLOCKED`]) under the
+//!   queue lock, after publishing `pending_len`, moving what they held to the list, and
+//!   then pops for the oldest request. A free's push into a magazine is a
+//!   compare-exchange of the same word as the block's swap, so it either lands first
+//!   (the block takes the frame) or fails on BLOCKED, and the free takes the shared
+//!   path, which sees the waiter. The magazines stay blocked until the queue empties
+//!   (unblocked under the same lock), so neither the free nor the allocation fast path
+//!   loads `pending_len`.
+//! - close blocks every magazine for good, under the same lock, after closing the list.
 //!
 //! So a pending ALLOC never waits while a frame sits in a magazine (loom:
 //! `tests/loom_allocator.rs`; the state machine checks it after every step).
 //!
-//! A cached frame keeps the rundown reference it had while out, so moving a frame
-//! between a client and a magazine is one compare-exchange on the magazine word plus the
-//! ownership compare-exchange on the frame's link word, both on lines the processor
-//! already holds: no shared counter moves. The price: `peak_outstanding` counts frames
-//! off the shared list (with clients or cached), and the rundown count includes cached
-//! frames (STATUS subtracts them).
+//! A magazine pair is three locked read-modify-writes, all on lines the processor holds
+//! in steady state: the magazine pop, the free's ownership claim (which also links the
+//! frame under the magazine's top), and the magazine push. No shared line is written.
+//!
+//! ## Counting frames out
+//! While open, no shared word counts frames out: each processor counts its own
+//! allocations and frees (plain stores on its own slot, inside `with_processor`), and
+//! STATUS sums them (exact at rest). Close switches to one exact shared count without a
+//! grace period, like Linux's `percpu_ref` switching to atomic mode: closing the free
+//! list returns how many frames were on it, in the same swap that makes every later
+//! push fail, and blocking the magazines returns what they held. Every other frame was
+//! out (or on its way back) at that instant, `total - listed - cached`, and each comes
+//! back through a push that fails on the closed list and counts down [`Rundown`]
+//! instead; the memory goes when that count reaches zero (see `rundown`).
 //!
 //! ## Locks
 //! `shared` (queue and client events) may be held while taking `memory`; never the
@@ -99,7 +108,7 @@ pub struct Snapshot {
     pub total: u32,
     /// Frames on the free list (counted from the per-frame ownership words).
     pub free: u32,
-    /// Frames out with clients (the rundown count less the cached frames).
+    /// Frames out with clients (the per-processor counts, or the count after close).
     pub outstanding: u32,
     /// Free frames cached in processors' magazines (included in `free`).
     pub cached: u32,
@@ -150,9 +159,9 @@ struct Shared<P: Platform> {
 /// One KS allocator object.
 ///
 /// Invariants: frame `i` starts at `base + i * stride`; a frame is on the free list, or
-/// out with exactly one owner (a client, or a pending request being completed); the
-/// rundown count equals the frames out; frame memory is released once, when the
-/// allocator is closed and no frame is out.
+/// out with exactly one owner (a client, or a pending request being completed), or
+/// cached in one magazine; frame memory is released once, when the allocator is closed
+/// and no frame is out ("Counting frames out").
 ///
 /// The owner (the file object's context on Windows) must keep the allocator alive until
 /// [`Allocator::is_drained`]: clients may still return frames after close.

@@ -97,7 +97,12 @@ pub fn visit_all(v: &mut impl Visit) {
     v.shared(
         "ksalloc-magazine-burst4",
         Role::Breakdown,
-        KsallocBurst::<BenchKernel>::new,
+        KsallocBurst::<BenchKernel, 4>::new,
+    );
+    v.shared(
+        "ksalloc-magazine-burst8",
+        Role::Breakdown,
+        KsallocBurst::<BenchKernel, 8>::new,
     );
     v.shared("freelist", Role::Contender, FreeListOnly::new);
     v.shared("tagged-stack", Role::Contender, TaggedStack::new);
@@ -225,16 +230,13 @@ impl<K: Kernel> Pool for Ksalloc<K> {
 }
 
 /// A burst on the magazine path: `BURST` allocations, then their frees, per
-/// [`Pool::pair`] call (the count is per frame: the harnesses divide by `BURST`). What
-/// the magazine size decides: with `BURST` above the capacity, the rest go to the list.
-pub struct KsallocBurst<K: Kernel> {
+/// [`Pool::pair`] call (so one "pair" here is `BURST` pairs). What the magazine size
+/// decides: with `BURST` above the capacity, the rest go to the shared list.
+pub struct KsallocBurst<K: Kernel, const BURST: usize> {
     alloc: Allocator<K>,
 }
 
-/// Frames a [`KsallocBurst`] takes at once.
-pub const BURST: usize = 4;
-
-impl<K: Kernel> KsallocBurst<K> {
+impl<K: Kernel, const BURST: usize> KsallocBurst<K, BURST> {
     /// As [`Ksalloc::with_magazines`].
     ///
     /// # Panics
@@ -247,7 +249,7 @@ impl<K: Kernel> KsallocBurst<K> {
     }
 }
 
-impl<K: Kernel> Pool for KsallocBurst<K> {
+impl<K: Kernel, const BURST: usize> Pool for KsallocBurst<K, BURST> {
     #[inline]
     fn pair(&self) {
         let mut out = [0usize; BURST];
