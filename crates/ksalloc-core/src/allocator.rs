@@ -807,7 +807,8 @@ impl<P: Platform> Allocator<P> {
         }
         let counters = self.counters();
         let out = counters.allocations.saturating_sub(counters.frees);
-        u32::try_from(out).map_or(self.framing.frames(), |out| out.min(self.framing.frames()))
+        let total = self.framing.frames();
+        u32::try_from(out).map_or(total, |out| out.min(total))
     }
 
     /// Free frames cached in magazines now (racy by nature).

@@ -30,10 +30,12 @@
 use crate::free_list::FreeList;
 use crate::sync::{AtomicU64, Ordering};
 
-/// Frames one magazine holds. Chosen by measurement (`benches/PERFORMANCE.md`,
-/// "Magazine size"): the cost per pair does not depend on it; a burst of allocations
-/// larger than it spills to the shared list; and up to this many free frames per
-/// processor sit where only that processor finds them cheaply.
+/// Frames one magazine holds.
+///
+/// Chosen by measurement (`benches/PERFORMANCE.md`, "Magazine size"): the cost per
+/// pair does not depend on it; a burst of allocations larger than it spills to the
+/// shared list; and up to this many free frames per processor sit where only that
+/// processor finds them cheaply.
 pub const CAPACITY: u32 = 4;
 
 /// The stack's top index when it is empty.

@@ -58,16 +58,6 @@ impl BenchKernel {
     pub const fn with_processors(processors: u32) -> Self {
         Self { processors }
     }
-
-    /// An ALLOC request for the hand-off benches.
-    #[must_use]
-    pub fn new_request(&self) -> BenchRequest {
-        BenchRequest(Arc::new(RequestState {
-            cancel: AtomicU8::new(IDLE),
-            result: AtomicUsize::new(0),
-            completed: AtomicBool::new(false),
-        }))
-    }
 }
 
 /// Frame memory: a heap block the core only does arithmetic on.
@@ -107,6 +97,16 @@ struct RequestState {
 pub struct BenchRequest(Arc<RequestState>);
 
 impl BenchRequest {
+    /// An ALLOC request for the hand-off benches.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Arc::new(RequestState {
+            cancel: AtomicU8::new(IDLE),
+            result: AtomicUsize::new(0),
+            completed: AtomicBool::new(false),
+        }))
+    }
+
     /// The frame address the request was completed with, if it was.
     #[must_use]
     pub fn allocated_frame(&self) -> Option<usize> {

@@ -152,7 +152,7 @@ impl Kernel for BenchKernel {
         Self::with_processors(processors)
     }
     fn request(&self) -> BenchRequest {
-        self.new_request()
+        BenchRequest::new()
     }
     fn allocated_frame(request: &BenchRequest) -> Option<usize> {
         request.allocated_frame()
