@@ -266,13 +266,17 @@ impl FreeList {
     /// is a stack threaded through link words, see `magazine`) in the same
     /// compare-exchange.
     ///
+    /// `index` must be below [`Self::len`] (the allocator's `index_of` checked it); the
+    /// check is not repeated here, on the hot path.
+    ///
     /// # Errors
-    /// As [`Self::claim`].
+    /// [`ReturnError::NotOut`] when the frame is not held (a double free).
+    ///
+    /// # Panics
+    /// If `index` lies past the link words (an index below `len` never does).
     #[inline]
     pub fn claim_linked(&self, index: u32, next: u32) -> Result<(), ReturnError> {
-        if index >= self.len {
-            return Err(ReturnError::OutOfRange);
-        }
+        debug_assert!(index < self.len, "index_of checked it");
         // Acquire on success, Relaxed on failure: as in `claim`. The link value is
         // published by the magazine push's Release that follows.
         self.word(index)
