@@ -16,12 +16,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # contender frames limit   (bench platform rows unless named model-*)
 limits=(
-    "ksalloc-magazine 64 LIMIT_MAG"
-    "ksalloc-magazine 65536 LIMIT_MAG"
-    "ksalloc 64 LIMIT_SHARED"
-    "ksalloc-pend-handoff 64 LIMIT_HANDOFF"
-    "ksalloc-method-ready 64 LIMIT_METHOD"
-    "model-ksalloc-magazine 64 LIMIT_MODEL_MAG"
+    "ksalloc-magazine 64 120"
+    "ksalloc-magazine 65536 120"
+    "ksalloc 64 215"
+    "ksalloc-pend-handoff 64 600"
+    "ksalloc-method-ready 64 225"
+    "model-ksalloc-magazine 64 235"
 )
 
 contenders=()
