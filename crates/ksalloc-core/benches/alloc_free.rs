@@ -17,9 +17,9 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use contenders::{BenchKernel, Handoff, Kernel, MethodReady, Pool, Role, Visit};
-use ksalloc_model::ModelKernel;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use ksalloc_model::ModelKernel;
 
 /// Frame counts every case runs at.
 const FRAME_COUNTS: [u32; 4] = [2, 64, 4096, 65_536];

@@ -281,7 +281,9 @@ impl<P: Platform> Allocator<P> {
             // misaligned low bits on top, so one compare checks range and alignment.
             // Wrapping: an address below `base` wraps to an offset no frame has (the
             // block cannot wrap the address space).
-            let index = address.wrapping_sub(self.base).rotate_right(self.stride_shift);
+            let index = address
+                .wrapping_sub(self.base)
+                .rotate_right(self.stride_shift);
             #[allow(clippy::cast_possible_truncation)] // Below `frames`, a u32.
             return (index < self.framing.frames() as usize).then_some(index as u32);
         }
@@ -915,7 +917,8 @@ impl<P: Platform> Allocator<P> {
     #[inline]
     fn notify(&self) {
         // Relaxed: only a filter; `notify_armed` re-reads both with Acquire.
-        if self.table_armed.load(Ordering::Relaxed) || self.client_events.load(Ordering::Relaxed) != 0
+        if self.table_armed.load(Ordering::Relaxed)
+            || self.client_events.load(Ordering::Relaxed) != 0
         {
             self.notify_armed();
         }

@@ -430,7 +430,8 @@ mod tests {
             slots.dedup();
             assert_eq!(slots.len(), len as usize, "one word per index");
             assert!(list.link.len() <= 2 * (len as usize).next_multiple_of(16));
-            let mut got: Vec<u32> = core::iter::from_fn(|| list.pop().ok().map(|(i, _)| i)).collect();
+            let mut got: Vec<u32> =
+                core::iter::from_fn(|| list.pop().ok().map(|(i, _)| i)).collect();
             got.sort_unstable();
             assert_eq!(got, (0..len).collect::<Vec<_>>());
         }

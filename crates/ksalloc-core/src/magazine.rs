@@ -187,12 +187,10 @@ impl Magazine {
             Stack::of(word)?;
             // Acquire on success: pairs with the pushes' Release, so the links we walk
             // are the ones the owner wrote. Relaxed on failure: retry with the value.
-            match self.word.compare_exchange_weak(
-                word,
-                EMPTY,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .word
+                .compare_exchange_weak(word, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => return Stack::of(word),
                 Err(seen) => word = seen,
             }

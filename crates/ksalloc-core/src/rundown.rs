@@ -126,6 +126,10 @@ mod tests {
         assert_eq!(Rundown::new().close(0), Released::Drained);
         let r = Rundown::new();
         assert_eq!(r.release_many(2), Released::Live);
-        assert_eq!(r.close(2), Released::Drained, "both came back before the census");
+        assert_eq!(
+            r.close(2),
+            Released::Drained,
+            "both came back before the census"
+        );
     }
 }

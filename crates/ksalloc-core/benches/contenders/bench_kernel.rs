@@ -187,7 +187,10 @@ impl Platform for BenchKernel {
     }
 
     fn complete_alloc(&self, request: BenchRequest, result: Result<usize, NtStatus>) {
-        request.0.result.store(result.unwrap_or(0), Ordering::Relaxed);
+        request
+            .0
+            .result
+            .store(result.unwrap_or(0), Ordering::Relaxed);
         let first = !request.0.completed.swap(true, Ordering::Release);
         debug_assert!(first, "request completed twice");
         if request.0.cancel.load(Ordering::Relaxed) == CANCELLED {

@@ -194,8 +194,8 @@ impl<K: Kernel> Ksalloc<K> {
     /// If the framing is refused or the table cannot be armed.
     #[must_use]
     pub fn new(frames: u32, armed: bool) -> Self {
-        let alloc = Allocator::create(shared_list_kernel::<K>(frames), &framing(frames))
-            .expect("framing");
+        let alloc =
+            Allocator::create(shared_list_kernel::<K>(frames), &framing(frames)).expect("framing");
         assert!(!alloc.has_magazines());
         if armed {
             alloc.acquire_function_table().expect("open allocator");
