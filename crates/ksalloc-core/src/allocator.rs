@@ -370,7 +370,7 @@ impl<P: Platform> Allocator<P> {
     /// frames onto it: frames cached on other processors are as free as any.
     fn take_shared(&self) -> Result<(u32, u32), Taken> {
         match self.take_frame() {
-            Err(Taken::Empty) if self.drain_magazines() => self.take_frame(),
+            Err(Taken::Empty) if self.magazines_on && self.drain_magazines() => self.take_frame(),
             taken => taken,
         }
     }

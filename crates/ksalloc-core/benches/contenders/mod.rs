@@ -237,14 +237,15 @@ pub struct KsallocBurst<K: Kernel, const BURST: usize> {
 }
 
 impl<K: Kernel, const BURST: usize> KsallocBurst<K, BURST> {
-    /// As [`Ksalloc::with_magazines`].
+    /// As [`Ksalloc::with_magazines`], with at least 64 frames (a burst needs
+    /// magazines and more frames than it takes).
     ///
     /// # Panics
     /// If the framing is refused.
     #[must_use]
     pub fn new(frames: u32) -> Self {
         Self {
-            alloc: Ksalloc::<K>::with_magazines(frames).alloc,
+            alloc: Ksalloc::<K>::with_magazines(frames.max(64)).alloc,
         }
     }
 }
