@@ -16,9 +16,10 @@ mod contenders;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use contenders::{Handoff, MethodReady, Pool, Role, Visit};
+use contenders::{BenchKernel, Handoff, Kernel, MethodReady, Pool, Role, Visit};
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use ksalloc_model::ModelKernel;
 
 /// Frame counts every case runs at.
 const FRAME_COUNTS: [u32; 4] = [2, 64, 4096, 65_536];
@@ -81,8 +82,10 @@ fn two_threads(work: impl Fn(&Barrier) -> (Duration, u64) + Sync) -> Sample {
                 if cpus.len() >= 2 {
                     core_affinity::set_for_current(cpus[k]);
                 }
-                // And model processor k: the magazine contender's kernel has two.
+                // And processor k of the model and bench kernels (the magazine
+                // contenders' kernels have two).
                 ksalloc_model::bind_processor(Some(k));
+                contenders::bind_processor(k);
                 work(barrier)
             })
         });
@@ -207,42 +210,51 @@ fn pair_2threads(c: &mut Criterion) {
     group.finish();
 }
 
-fn handoff(c: &mut Criterion) {
-    let mut group = c.benchmark_group("handoff");
-    group.throughput(Throughput::Elements(1));
+/// The hand-off cases on kernel `K`, ids prefixed with `prefix`.
+fn handoff_on<K: Kernel>(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
     for frames in [2, 65_536] {
-        let h = Handoff::new(frames);
+        let h = Handoff::<K>::new(frames);
         h.verify();
         // The IRP is built outside the timing and dropped after it (criterion drops the
         // returned values after the batch): the pair is method_alloc + free.
-        group.bench_function(BenchmarkId::new("ksalloc-pend-handoff", frames), |b| {
-            b.iter_batched(
-                || h.irp(),
-                |irp| {
-                    h.pend_then_free(&irp);
-                    irp
-                },
-                BatchSize::SmallInput,
-            );
-        });
-        if frames == 2 {
-            group.bench_function(BenchmarkId::new("model-irp-complete-only", frames), |b| {
+        group.bench_function(
+            BenchmarkId::new(format!("{prefix}ksalloc-pend-handoff"), frames),
+            |b| {
                 b.iter_batched(
                     || h.irp(),
                     |irp| {
-                        h.complete_only(&irp);
+                        h.pend_then_free(&irp);
                         irp
                     },
                     BatchSize::SmallInput,
                 );
-            });
-        }
+            },
+        );
         drop(h);
-        let ready = MethodReady::new(frames);
-        group.bench_function(BenchmarkId::new("ksalloc-method-ready", frames), |b| {
-            b.iter(|| ready.pair());
-        });
+        let ready = MethodReady::<K>::new(frames);
+        group.bench_function(
+            BenchmarkId::new(format!("{prefix}ksalloc-method-ready"), frames),
+            |b| b.iter(|| ready.pair()),
+        );
     }
+}
+
+fn handoff(c: &mut Criterion) {
+    let mut group = c.benchmark_group("handoff");
+    group.throughput(Throughput::Elements(1));
+    handoff_on::<BenchKernel>(&mut group, "");
+    handoff_on::<ModelKernel>(&mut group, "model-");
+    let h = Handoff::<ModelKernel>::new(2);
+    group.bench_function(BenchmarkId::new("model-irp-complete-only", 2), |b| {
+        b.iter_batched(
+            || h.irp(),
+            |irp| {
+                h.complete_only(&irp);
+                irp
+            },
+            BatchSize::SmallInput,
+        );
+    });
     group.finish();
 }
 

@@ -25,6 +25,8 @@ CONTENDERS = [
     "ksalloc-magazine",
     "ksalloc",
     "ksalloc-armed",
+    "model-ksalloc-magazine",
+    "model-ksalloc",
     "freelist",
     "tagged-stack",
     "spinlock-list",
@@ -36,11 +38,13 @@ CONTENDERS = [
 BREAKDOWN = [
     "tagged-stack",
     "freelist",
-    "freelist+rundown",
-    "freelist+rundown+stats",
     "ksalloc",
-    "model-with-processor-only",
+    "bench-with-processor-only",
     "ksalloc-magazine",
+    "ksalloc-magazine-burst4",
+    "ksalloc-magazine-burst8",
+    "model-with-processor-only",
+    "model-ksalloc-armed",
 ]
 # The two ksalloc paths the ratio tables put over the baselines.
 SUBJECTS = ["ksalloc", "ksalloc-magazine"]
@@ -128,7 +132,13 @@ def handoff_table(root, baselines):
     print("#### ALLOC-pend -> free -> completion hand-off (ns per pair)\n")
     print("| case | 2 frames | 65536 frames |")
     print("|---|---:|---:|")
-    for name in ["ksalloc-pend-handoff", "model-irp-complete-only", "ksalloc-method-ready"]:
+    for name in [
+        "ksalloc-pend-handoff",
+        "ksalloc-method-ready",
+        "model-ksalloc-pend-handoff",
+        "model-irp-complete-only",
+        "model-ksalloc-method-ready",
+    ]:
         cells = [cell(root, baselines, "handoff", name, c) for c in (2, 65536)]
         print(f"| {name} | " + " | ".join(fmt_cell(v, s, many) for v, s in cells) + " |")
     print()
@@ -155,7 +165,7 @@ def contended_table(found):
     print("time; in brackets: clean samples / all samples, and the preempted share overall.\n")
     print("| contender | " + " | ".join(f"{c} frames" for c in COUNTS) + " |")
     print("|---|" + "---:|" * len(COUNTS))
-    for name in CONTENDERS + ["freelist+rundown", "freelist+rundown+stats"]:
+    for name in CONTENDERS + ["ksalloc-magazine-burst4", "ksalloc-magazine-burst8"]:
         row = []
         for c in COUNTS:
             v = found.get(f"pair_2threads/{name}/{c}")

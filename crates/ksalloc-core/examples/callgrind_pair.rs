@@ -7,8 +7,9 @@
 //! callgrind_pair --list
 //! ```
 //!
-//! Contenders are those of `benches/alloc_free.rs` plus `ksalloc-pend-handoff`,
-//! `model-irp-complete-only` and `ksalloc-method-ready`. Setup is the same whatever
+//! Contenders are those of `benches/alloc_free.rs` plus the hand-off cases
+//! (`ksalloc-pend-handoff`, `ksalloc-method-ready`, their `model-` twins, and
+//! `model-irp-complete-only`). Setup is the same whatever
 //! `pairs` is, so `(Ir(2N) - Ir(N)) / N` is the cost of one pair;
 //! `crates/ksalloc-core/benches/callgrind.sh` runs that for every contender.
 
@@ -17,7 +18,8 @@ mod contenders;
 
 use std::process::ExitCode;
 
-use contenders::{Handoff, MethodReady, Pool, Role, Visit};
+use contenders::{BenchKernel, Handoff, Kernel, MethodReady, Pool, Role, Visit};
+use ksalloc_model::ModelKernel;
 
 /// Finds the contender by name and runs it.
 struct Run<'a> {
@@ -52,13 +54,35 @@ impl Visit for Run<'_> {
 }
 
 /// The contenders that are not a plain [`Pool`].
-const SPECIAL: [&str; 3] = [
+const SPECIAL: [&str; 5] = [
     "ksalloc-pend-handoff",
-    "model-irp-complete-only",
     "ksalloc-method-ready",
+    "model-ksalloc-pend-handoff",
+    "model-irp-complete-only",
+    "model-ksalloc-method-ready",
 ];
 
+/// `pairs` ALLOC-pend + free hand-offs on `K`.
+fn handoffs<K: Kernel>(frames: u32, pairs: u64) {
+    let h = Handoff::<K>::new(frames);
+    h.verify();
+    for _ in 0..pairs {
+        h.pend_then_free(&h.irp());
+    }
+}
+
+/// `pairs` ready ALLOC-method + free pairs on `K`.
+fn method_ready<K: Kernel>(frames: u32, pairs: u64) {
+    let pool = MethodReady::<K>::new(frames);
+    for _ in 0..pairs {
+        pool.pair();
+    }
+}
+
 fn main() -> ExitCode {
+    // Processor 0 of the bench kernel, set at run time as the two-thread bench does
+    // (else the compiler would know the thread-local is always 0).
+    contenders::bind_processor(std::hint::black_box(0));
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--list") {
         let mut run = Run {
@@ -88,25 +112,16 @@ fn main() -> ExitCode {
         }
     };
     match name.as_str() {
-        "ksalloc-pend-handoff" => {
-            let h = Handoff::new(frames);
-            h.verify();
-            for _ in 0..pairs {
-                h.pend_then_free(&h.irp());
-            }
-        }
+        "ksalloc-pend-handoff" => handoffs::<BenchKernel>(frames, pairs),
+        "model-ksalloc-pend-handoff" => handoffs::<ModelKernel>(frames, pairs),
         "model-irp-complete-only" => {
-            let h = Handoff::new(frames);
+            let h = Handoff::<ModelKernel>::new(frames);
             for _ in 0..pairs {
                 h.complete_only(&h.irp());
             }
         }
-        "ksalloc-method-ready" => {
-            let pool = MethodReady::new(frames);
-            for _ in 0..pairs {
-                pool.pair();
-            }
-        }
+        "ksalloc-method-ready" => method_ready::<BenchKernel>(frames, pairs),
+        "model-ksalloc-method-ready" => method_ready::<ModelKernel>(frames, pairs),
         _ => {
             let mut run = Run {
                 name,

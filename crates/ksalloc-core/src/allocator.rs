@@ -1,5 +1,5 @@
 //! The allocator engine: one KS allocator object's frames, free list, pending ALLOC
-//! requests, free-frame notification and rundown.
+//! requests, free-frame notification and the frames-out count.
 //!
 //! Entry points and their IRQL:
 //!
@@ -30,29 +30,38 @@
 //! [`Magazine`] per processor: a free on processor *p* caches the frame in *p*'s
 //! magazine (up to [`magazine::CAPACITY`]), and an allocation on *p* takes from it
 //! first, touching only *p*'s cache line. Smaller pools (KS pools of 8 frames are common)
-//! have none and use the shared list alone. Frames in a magazine are free: STATUS and
-//! the snapshot count them so, and every path that would otherwise come up empty takes
-//! them back first:
+//! keep every magazine blocked and use the shared list alone. Frames in a magazine are
+//! free: STATUS and the snapshot count them so, and every path that would otherwise come
+//! up empty takes them back first:
 //! - an allocation that finds the shared list empty empties every magazine onto it,
 //!   then tries once more;
-//! - an ALLOC about to pend empties every magazine after publishing `pending_len`, then
-//!   services the queue; a free that caches a frame loads `pending_len` after its
-//!   push, and takes its magazine back if a request is waiting. Push and take are
-//!   SeqCst read-modify-writes of the magazine word, so the store-then-load argument
-//!   above holds: either the ALLOC's take finds the frame, or the free sees the waiter.
-//!   Frees while `pending_len != 0` skip magazines altogether.
-//! - close empties every magazine after marking the rundown word CLOSED; a caching free
-//!   checks CLOSED after its push, the same handshake.
+//! - an ALLOC about to pend *blocks* every magazine ([`magazine::BLOCKED`]) under the
+//!   queue lock, after publishing `pending_len`, moving what they held to the list, and
+//!   then pops for the oldest request. A free's push into a magazine is a
+//!   compare-exchange of the same word as the block's swap, so it either lands first
+//!   (the block takes the frame) or fails on BLOCKED, and the free takes the shared
+//!   path, which sees the waiter. The magazines stay blocked until the queue empties
+//!   (unblocked under the same lock), so neither the free nor the allocation fast path
+//!   loads `pending_len`.
+//! - close blocks every magazine for good, under the same lock, after closing the list.
 //!
 //! So a pending ALLOC never waits while a frame sits in a magazine (loom:
 //! `tests/loom_allocator.rs`; the state machine checks it after every step).
 //!
-//! A cached frame keeps the rundown reference it had while out, so moving a frame
-//! between a client and a magazine is one compare-exchange on the magazine word plus the
-//! ownership compare-exchange on the frame's link word, both on lines the processor
-//! already holds: no shared counter moves. The price: `peak_outstanding` counts frames
-//! off the shared list (with clients or cached), and the rundown count includes cached
-//! frames (STATUS subtracts them).
+//! A magazine pair is three locked read-modify-writes, all on lines the processor holds
+//! in steady state: the magazine pop, the free's ownership claim (which also links the
+//! frame under the magazine's top), and the magazine push. No shared line is written.
+//!
+//! ## Counting frames out
+//! While open, no shared word counts frames out: each processor counts its own
+//! allocations and frees (plain stores on its own slot, inside `with_processor`), and
+//! STATUS sums them (exact at rest). Close switches to one exact shared count without a
+//! grace period, like Linux's `percpu_ref` switching to atomic mode: closing the free
+//! list returns how many frames were on it, in the same swap that makes every later
+//! push fail, and blocking the magazines returns what they held. Every other frame was
+//! out (or on its way back) at that instant, `total - listed - cached`, and each comes
+//! back through a push that fails on the closed list and counts down [`Rundown`]
+//! instead; the memory goes when that count reaches zero (see `rundown`).
 //!
 //! ## Cleanup is not close
 //! IRP_MJ_CLEANUP means the last handle is gone while kernel references may remain
@@ -75,8 +84,8 @@ use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
 
 use crate::framing::Framing;
-use crate::free_list::{FreeList, CACHED, CLAIMED, OUT};
-use crate::magazine::{self, Magazine, Taken as Cached};
+use crate::free_list::{FreeList, Unlisted};
+use crate::magazine::{self, Magazine, Stack};
 use crate::pending::{PendingQueue, MAX_PENDING};
 use crate::platform::{Irql, Platform, PoolCharge, Requestor, SpinLock};
 use crate::rundown::{Released, Rundown};
@@ -110,7 +119,7 @@ pub struct Snapshot {
     pub total: u32,
     /// Frames on the free list (counted from the per-frame ownership words).
     pub free: u32,
-    /// Frames out with clients (the rundown count less the cached frames).
+    /// Frames out with clients (the per-processor counts, or the count after close).
     pub outstanding: u32,
     /// Free frames cached in processors' magazines (included in `free`).
     pub cached: u32,
@@ -142,6 +151,17 @@ enum Taken {
     Closed,
 }
 
+/// What [`Allocator::free`] did with a frame on its processor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Returned {
+    /// Cached in the processor's magazine: done.
+    Cached,
+    /// Taken back from its client (link word `CLAIMED`); the shared path goes on.
+    Claimed,
+    /// Not a frame a client holds: a double or foreign free.
+    Refused,
+}
+
 struct Shared<P: Platform> {
     queue: PendingQueue<P::Request>,
     events: Vec<P::ClientEvent>,
@@ -150,9 +170,9 @@ struct Shared<P: Platform> {
 /// One KS allocator object.
 ///
 /// Invariants: frame `i` starts at `base + i * stride`; a frame is on the free list, or
-/// out with exactly one owner (a client, or a pending request being completed); the
-/// rundown count equals the frames out; frame memory is released once, when the
-/// allocator is closed and no frame is out.
+/// out with exactly one owner (a client, or a pending request being completed), or
+/// cached in one magazine; frame memory is released once, when the allocator is closed
+/// and no frame is out ("Counting frames out").
 ///
 /// The owner (the file object's context on Windows) must keep the allocator alive until
 /// [`Allocator::is_drained`]: clients may still return frames after close.
@@ -160,6 +180,8 @@ pub struct Allocator<P: Platform> {
     platform: P,
     framing: Framing,
     base: usize,
+    /// log2 of the stride if it is a power of two, else `u32::MAX` (for `index_of`).
+    stride_shift: u32,
     list: FreeList,
     rundown: Rundown,
     /// Mirror of `shared.queue.len()`, stored under the lock, read without it.
@@ -174,8 +196,11 @@ pub struct Allocator<P: Platform> {
     shared: P::Lock<Shared<P>>,
     memory: P::Lock<Option<P::Memory>>,
     stats: Stats,
-    /// One per processor, or none for a small pool (see "Magazines").
+    /// One slot per processor: its magazine (blocked for good in a small pool, see
+    /// "Magazines") and its counters.
     magazines: Vec<Magazine>,
+    /// Whether this pool is above the magazine rule.
+    magazines_on: bool,
 }
 
 impl<P: Platform> Allocator<P> {
@@ -219,7 +244,14 @@ impl<P: Platform> Allocator<P> {
         events
             .try_reserve_exact(MAX_CLIENT_EVENTS)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-        let magazines = Self::magazines_for(framing.frames(), platform.processor_count())?;
+        let processors = platform.processor_count().max(1);
+        let magazines_on = u64::from(framing.frames())
+            >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors);
+        let mut magazines = Vec::new();
+        magazines
+            .try_reserve_exact(processors as usize)
+            .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+        magazines.extend((0..processors).map(|_| Magazine::new(!magazines_on)));
         let internal_event = platform
             .new_event()
             .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
@@ -242,6 +274,11 @@ impl<P: Platform> Allocator<P> {
             shared: platform.new_lock(Shared { queue, events }),
             memory: platform.new_lock(Some(memory)),
             platform,
+            stride_shift: if framing.stride().is_power_of_two() {
+                framing.stride().trailing_zeros()
+            } else {
+                u32::MAX
+            },
             framing,
             base,
             list,
@@ -252,27 +289,14 @@ impl<P: Platform> Allocator<P> {
             cleaned_up: AtomicBool::new(false),
             stats: Stats::default(),
             magazines,
+            magazines_on,
         })
-    }
-
-    /// A magazine per processor if the pool has [`MIN_FRAMES_PER_PROCESSOR`] frames for
-    /// each, else none.
-    fn magazines_for(frames: u32, processors: u32) -> Result<Vec<Magazine>, NtStatus> {
-        let processors = processors.max(1);
-        let mut magazines = Vec::new();
-        if u64::from(frames) >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors) {
-            magazines
-                .try_reserve_exact(processors as usize)
-                .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-            magazines.extend((0..processors).map(|_| Magazine::new()));
-        }
-        Ok(magazines)
     }
 
     /// Whether this allocator has per-processor magazines.
     #[must_use]
-    pub fn has_magazines(&self) -> bool {
-        !self.magazines.is_empty()
+    pub const fn has_magazines(&self) -> bool {
+        self.magazines_on
     }
 
     /// The validated framing.
@@ -293,7 +317,19 @@ impl<P: Platform> Allocator<P> {
     }
 
     /// Index of the frame starting at `address`, if it is one of ours.
+    #[inline]
     fn index_of(&self, address: usize) -> Option<u32> {
+        if self.stride_shift < usize::BITS {
+            // A power-of-two stride: rotating the offset right by its log puts any
+            // misaligned low bits on top, so one compare checks range and alignment.
+            // Wrapping: an address below `base` wraps to an offset no frame has (the
+            // block cannot wrap the address space).
+            let index = address
+                .wrapping_sub(self.base)
+                .rotate_right(self.stride_shift);
+            #[allow(clippy::cast_possible_truncation)] // Below `frames`, a u32.
+            return (index < self.framing.frames() as usize).then_some(index as u32);
+        }
         let offset = address.checked_sub(self.base)?;
         let stride = self.framing.stride();
         // Strides are usually powers of two (frame sizes rounded to an alignment): a
@@ -319,20 +355,29 @@ impl<P: Platform> Allocator<P> {
     /// # Errors
     /// `STATUS_INSUFFICIENT_RESOURCES` when no frame is free (or ALLOC requests are
     /// waiting for the next one); `STATUS_INVALID_DEVICE_STATE` after close.
+    #[inline]
     pub fn table_allocate(&self) -> Result<usize, NtStatus> {
         self.platform.check_irql(Irql::Dispatch);
+        // No `pending_len` check first: while requests wait, every magazine is blocked
+        // and the pop fails ("Magazines").
+        if let Some(index) = self.pop_cached() {
+            return Ok(self.address(index));
+        }
+        self.table_allocate_shared()
+    }
+
+    /// [`Self::table_allocate`] past the magazine: the shared list, unless requests wait.
+    #[inline(never)]
+    fn table_allocate_shared(&self) -> Result<usize, NtStatus> {
         // SeqCst: part of the pending handshake (module docs).
         let taken = if self.pending_len.load(Ordering::SeqCst) == 0 {
-            if let Some(index) = self.pop_cached() {
-                return Ok(self.address(index));
-            }
             self.take_shared()
         } else {
             Err(Taken::Empty)
         };
         match taken {
             Ok((index, out)) => {
-                self.stats.bump(Counter::Allocation);
+                self.count_allocation();
                 self.stats.saw_outstanding(out);
                 Ok(self.address(index))
             }
@@ -344,104 +389,163 @@ impl<P: Platform> Allocator<P> {
         }
     }
 
-    /// Pops a frame, then takes its rundown reference: in that order, so the count of
-    /// frames out never includes an attempt that finds the list empty.
-    fn take_frame(&self) -> Result<(u32, u32), Taken> {
-        let Some(index) = self.list.pop() else {
-            return Err(if self.rundown.is_closed() {
-                Taken::Closed
-            } else {
-                Taken::Empty
+    /// Counts a frame handed out from the shared list on this processor's counters.
+    fn count_allocation(&self) {
+        self.platform
+            .with_processor(|cpu| match self.magazines.get(cpu) {
+                Some(slot) => slot.count_allocation(),
+                None => self.stats.bump(Counter::Allocation),
             });
-        };
-        if let Some(out) = self.rundown.try_acquire() {
-            return Ok((index, out));
+    }
+
+    /// Pops a frame off the shared list; returns it with the frames now off the list
+    /// (out, cached or on their way: what the peak statistic records).
+    #[inline]
+    fn take_frame(&self) -> Result<(u32, u32), Taken> {
+        match self.list.pop() {
+            Ok((index, listed)) => Ok((index, self.framing.frames() - listed)),
+            Err(Unlisted::Empty) => Err(Taken::Empty),
+            Err(Unlisted::Closed) => Err(Taken::Closed),
         }
-        // Closed between the pop and the reference: the frame goes back unused.
-        self.put_back(index);
-        Err(Taken::Closed)
     }
 
     /// [`Self::take_frame`], but when the list is empty, first moves every magazine's
     /// frames onto it: frames cached on other processors are as free as any.
     fn take_shared(&self) -> Result<(u32, u32), Taken> {
         match self.take_frame() {
-            Err(Taken::Empty) if self.drain_magazines() => self.take_frame(),
+            Err(Taken::Empty) if self.magazines_on && self.drain_magazines() => self.take_frame(),
             taken => taken,
         }
     }
 
     /// A frame from this processor's magazine, counted as handed out.
+    #[inline]
     fn pop_cached(&self) -> Option<u32> {
-        if self.magazines.is_empty() {
+        if !self.magazines_on {
             return None;
         }
         self.platform.with_processor(|cpu| {
             let magazine = self.magazines.get(cpu)?;
-            let index = magazine.pop()?;
-            self.list.mark(index, CACHED, OUT);
+            let index = magazine.pop(&self.list)?;
             magazine.count_allocation();
             Some(index)
         })
     }
 
-    /// Caches a claimed frame in this processor's magazine, if it has one with room and
-    /// no request is waiting (module docs, "Magazines"). `false`: the frame is still
-    /// the caller's, claimed.
-    fn cache_freed(&self, index: u32) -> bool {
-        // SeqCst: part of the pending handshake; a waiter takes precedence.
-        if self.magazines.is_empty() || self.pending_len.load(Ordering::SeqCst) != 0 {
-            return false;
-        }
-        let (cached, taken_back) = self.platform.with_processor(|cpu| {
-            let Some(magazine) = self.magazines.get(cpu) else {
-                return (false, None);
+    /// On processor `cpu`: takes frame `index` back from its client, into `cpu`'s
+    /// magazine if it has room and is not blocked (module docs, "Magazines"), and
+    /// counts the free there.
+    #[inline]
+    fn claim_on(&self, cpu: usize, index: u32) -> Returned {
+        let Some(magazine) = self.magazines.get(cpu) else {
+            return match self.list.claim(index) {
+                Ok(()) => {
+                    self.stats.bump(Counter::Free);
+                    Returned::Claimed
+                }
+                Err(_) => Returned::Refused,
             };
-            self.list.mark(index, CLAIMED, CACHED);
-            if !magazine.push(index) {
-                self.list.mark(index, CACHED, CLAIMED);
-                return (false, None);
+        };
+        let Some((mut word, top)) = magazine.peek() else {
+            if self.list.claim(index).is_err() {
+                return Returned::Refused;
             }
             magazine.count_free();
-            // SeqCst loads after the SeqCst push: the free side of both handshakes. Take
-            // the magazine back before leaving the processor, so no allocation here can
-            // pop a frame a waiter or close is owed.
-            let owed = self.pending_len.load(Ordering::SeqCst) != 0 || self.rundown.is_closed();
-            (true, owed.then(|| magazine.take_all()))
-        });
-        if let Some(frames) = taken_back {
-            self.uncache(frames);
-            self.service_pending();
+            return Returned::Claimed;
+        };
+        // The ownership check and the link to the magazine's top in one CAS.
+        if self.list.claim_linked(index, top).is_err() {
+            return Returned::Refused;
         }
-        cached
+        magazine.count_free();
+        loop {
+            if magazine.push(word, index) {
+                return Returned::Cached;
+            }
+            // A taker emptied the magazine (link to the new top, try again), or blocked
+            // it (the shared path then serves the waiter or close).
+            let Some((seen, top)) = magazine.peek() else {
+                self.list.set_claimed(index);
+                return Returned::Claimed;
+            };
+            word = seen;
+            self.list.set_next(index, top);
+        }
     }
 
-    /// Moves every magazine's frames onto the shared list. Returns whether any moved.
+    /// Moves every magazine's frames onto the shared list (blocked magazines hold
+    /// none). Returns whether any moved.
+    #[cold]
+    #[inline(never)]
     fn drain_magazines(&self) -> bool {
+        if !self.magazines_on {
+            return false;
+        }
         let mut moved = false;
         for magazine in &self.magazines {
-            let frames = magazine.take_all();
-            moved |= frames != Cached::EMPTY;
-            self.uncache(frames);
+            if let Some(stack) = magazine.take_all() {
+                moved = true;
+                if self.uncache(stack) == Released::Drained {
+                    self.release_memory();
+                }
+            }
         }
         moved
     }
 
-    /// Puts frames taken from a magazine on the shared list, dropping the references
-    /// they kept while cached (the last one of a closed allocator releases the memory).
-    fn uncache(&self, frames: Cached) {
-        for index in frames {
-            self.list.mark(index, CACHED, CLAIMED);
-            self.release_reference();
-            self.list.push(index);
+    /// Blocks every magazine and puts what they held on the shared list. Under the
+    /// queue lock (see "Magazines"); the caller releases the memory after the lock if
+    /// this returns `Drained`.
+    fn block_magazines(&self) -> Released {
+        let mut released = Released::Live;
+        if !self.magazines_on {
+            // Blocked since create, and empty.
+            return released;
+        }
+        for magazine in &self.magazines {
+            if let Some(stack) = magazine.block() {
+                if self.uncache(stack) == Released::Drained {
+                    released = Released::Drained;
+                }
+            }
+        }
+        released
+    }
+
+    /// Unblocks the magazines when the queue has just emptied, unless closed or the
+    /// pool is below the rule. Under the queue lock.
+    fn unblock_magazines(&self, shared: &Shared<P>) {
+        if self.magazines_on && shared.queue.is_empty() && !self.list.is_closed() {
+            for magazine in &self.magazines {
+                magazine.unblock();
+            }
+        }
+    }
+
+    /// Puts frames taken from a magazine on the shared list; if it is closed, they
+    /// count down instead ("Counting frames out"). `Drained`: that was the last frame
+    /// of a closed allocator.
+    fn uncache(&self, stack: Stack) -> Released {
+        match self.list.push_chain(stack.top, stack.count) {
+            Ok(()) => Released::Live,
+            Err(_) => self.rundown.release_many(stack.count),
         }
     }
 
     /// Returns a frame popped by [`Self::take_frame`] that was never handed out.
-    fn put_back(&self, index: u32) {
+    fn put_back(&self, index: u32) -> Released {
         let claimed = self.list.claim(index);
         debug_assert!(claimed.is_ok(), "a frame we popped is ours to return");
-        self.list.push(index);
+        self.list_claimed(index)
+    }
+
+    /// Pushes a claimed frame; on a closed list it counts down instead.
+    #[inline]
+    fn list_claimed(&self, index: u32) -> Released {
+        match self.list.push(index) {
+            Ok(()) => Released::Live,
+            Err(_) => self.rundown.release(),
+        }
     }
 
     /// Returns a frame (`FreeFrame` of the table, or the FREE method): to the oldest
@@ -452,42 +556,67 @@ impl<P: Platform> Allocator<P> {
     /// `STATUS_INVALID_PARAMETER` when `address` is not the start of a frame of this
     /// allocator, or that frame is not out (a double free). Nothing changes then, apart
     /// from the rejected-free counter.
+    #[inline]
     pub fn free(&self, address: usize) -> Result<(), NtStatus> {
         self.platform.check_irql(Irql::Dispatch);
-        let claimed = self
-            .index_of(address)
-            .ok_or(())
-            .and_then(|index| self.list.claim(index).map(|()| index).map_err(|_| ()));
-        let Ok(index) = claimed else {
-            self.stats.bump(Counter::RejectedFree);
-            return Err(NtStatus::INVALID_PARAMETER);
+        let Some(index) = self.index_of(address) else {
+            return Err(self.refuse_free());
         };
-        if self.cache_freed(index) {
-            self.notify();
-            return Ok(());
-        }
-        self.stats.bump(Counter::Free);
-        // SeqCst: the free side of the pending handshake.
-        if self.pending_len.load(Ordering::SeqCst) != 0 {
-            if let Some(request) = self.shared.with(|shared| self.take_oldest(shared)) {
-                // Straight to the waiter: the frame stays out, the count unchanged.
-                self.list.unclaim(index);
-                self.stats.bump(Counter::Allocation);
-                self.platform.complete_alloc(request, Ok(address));
+        match self
+            .platform
+            .with_processor(|cpu| self.claim_on(cpu, index))
+        {
+            Returned::Cached => {
                 self.notify();
-                return Ok(());
+                Ok(())
             }
+            Returned::Claimed => {
+                self.free_shared(index, address);
+                Ok(())
+            }
+            Returned::Refused => Err(self.refuse_free()),
         }
-        // The frame stops counting as out before anyone can pop it again, so the count
-        // never exceeds the frames really out.
-        self.release_reference();
-        self.list.push(index);
+    }
+
+    /// Counts a refused free; its status.
+    #[cold]
+    fn refuse_free(&self) -> NtStatus {
+        self.stats.bump(Counter::RejectedFree);
+        NtStatus::INVALID_PARAMETER
+    }
+
+    /// [`Self::free`] of a claimed frame past the magazine: to the oldest pending ALLOC
+    /// if any, else to the shared list.
+    #[inline(never)]
+    fn free_shared(&self, index: u32, address: usize) {
+        // SeqCst: the free side of the pending handshake.
+        if self.pending_len.load(Ordering::SeqCst) != 0 && self.hand_off(index, address) {
+            return;
+        }
+        if self.list_claimed(index) == Released::Drained {
+            self.release_memory();
+        }
         // SeqCst: after our push, the load that closes the handshake.
         if self.pending_len.load(Ordering::SeqCst) != 0 {
             self.service_pending();
         }
         self.notify();
-        Ok(())
+    }
+
+    /// Gives a claimed frame straight to the oldest pending ALLOC, if one is still
+    /// queued (`true`). Out of line: the shared path's free pays for it only when
+    /// requests wait.
+    #[inline(never)]
+    fn hand_off(&self, index: u32, address: usize) -> bool {
+        let Some(request) = self.shared.with(|shared| self.take_oldest(shared)) else {
+            return false;
+        };
+        // Straight to the waiter: the frame stays out, the count unchanged.
+        self.list.unclaim(index);
+        self.stats.bump(Counter::Allocation);
+        self.platform.complete_alloc(request, Ok(address));
+        self.notify();
+        true
     }
 
     /// The ALLOC method. The caller has marked `request` pending (see
@@ -499,13 +628,14 @@ impl<P: Platform> Allocator<P> {
         if self.is_cleaned_up() {
             return AllocOutcome::Failed(NtStatus::INVALID_DEVICE_STATE);
         }
+        // Blocked while requests wait: no `pending_len` check needed first.
+        if let Some(index) = self.pop_cached() {
+            return AllocOutcome::Ready(self.address(index));
+        }
         if self.pending_len.load(Ordering::SeqCst) == 0 {
-            if let Some(index) = self.pop_cached() {
-                return AllocOutcome::Ready(self.address(index));
-            }
             match self.take_shared() {
                 Ok((index, out)) => {
-                    self.stats.bump(Counter::Allocation);
+                    self.count_allocation();
                     self.stats.saw_outstanding(out);
                     return AllocOutcome::Ready(self.address(index));
                 }
@@ -515,7 +645,7 @@ impl<P: Platform> Allocator<P> {
         }
         let queued = self.shared.with(|shared| {
             // Relaxed: `cleaned_up` is stored under this lock.
-            if self.rundown.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
+            if self.list.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             if shared.queue.len() == MAX_PENDING {
@@ -529,16 +659,26 @@ impl<P: Platform> Allocator<P> {
             // SeqCst: the ALLOC side of the handshake; the pop in service_pending follows.
             self.pending_len
                 .store(Self::queue_len(shared), Ordering::SeqCst);
-            Ok(())
+            // After the store: every frame cached before the block comes to the list
+            // here, and a free caching one after it fails on BLOCKED and takes the
+            // shared path, which sees the waiter ("Magazines").
+            let blocked = self.block_magazines();
+            // The pop that closes the handshake, under the lock we hold anyway: a
+            // frame pushed before our store goes to the oldest request now.
+            Ok((blocked, self.service_step(shared)))
         });
-        if let Err(status) = queued {
-            return AllocOutcome::Failed(status);
+        let (blocked, step) = match queued {
+            Ok(queued) => queued,
+            Err(status) => return AllocOutcome::Failed(status),
+        };
+        if blocked == Released::Drained {
+            self.release_memory();
         }
         self.stats.bump(Counter::Pend);
-        // After the SeqCst store of `pending_len`: every frame cached before it comes to
-        // the list here, and a free caching one after it sees the waiter ("Magazines").
-        self.drain_magazines();
-        self.service_pending();
+        if self.finish_step(step) {
+            // A frame was there: there may be more, and more requests.
+            self.service_pending();
+        }
         AllocOutcome::Pended
     }
 
@@ -550,6 +690,7 @@ impl<P: Platform> Allocator<P> {
             let removed = shared.queue.remove_key(key);
             self.pending_len
                 .store(Self::queue_len(shared), Ordering::SeqCst);
+            self.unblock_magazines(shared);
             removed
         });
         removed.is_some_and(|request| {
@@ -571,7 +712,7 @@ impl<P: Platform> Allocator<P> {
         // before we look is refused here; one that comes after disarms after us.
         self.shared.with(|_| {
             // Relaxed: `cleaned_up` is stored under this lock.
-            if self.rundown.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
+            if self.list.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             // Release: pairs with the Acquire in `notify`, which then sees a ready event.
@@ -597,7 +738,7 @@ impl<P: Platform> Allocator<P> {
         let key = self.platform.client_event_key(&event);
         self.shared.with(|shared| {
             // Relaxed: `cleaned_up` is stored under this lock.
-            if self.rundown.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
+            if self.list.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
             if shared
@@ -673,27 +814,44 @@ impl<P: Platform> Allocator<P> {
     /// of requests cancelled. A second close does nothing.
     pub fn close(&self) -> usize {
         self.platform.check_irql(Irql::Passive);
-        let Some(at_close) = self.rundown.close() else {
+        let Some(listed) = self.list.close() else {
             return 0;
         };
-        // Under the lock acquire_function_table arms under (see there).
-        self.shared
-            .with(|_| self.table_armed.store(false, Ordering::Release));
+        let cached = self.shared.with(|_| {
+            // Under the lock acquire_function_table arms under (see there).
+            self.table_armed.store(false, Ordering::Release);
+            // After the list closed, under the lock unblocks take: the magazines stay
+            // blocked, so a free after this takes the shared path ("Magazines").
+            self.block_for_census()
+        });
+        // Cancels what still waits (pending requests hold no frame); its queue-empty
+        // unblock does nothing on a closed list.
         let cancelled = self.cleanup();
-        // After CLOSED: cached frames go back to the list, dropping their references
-        // (the last one releases the memory); a free caching one after this sees CLOSED.
-        self.drain_magazines();
-        if at_close == Released::Drained {
+        // The census ("Counting frames out"): every frame not listed at the close and
+        // not cached at the block was out, and comes back through a failing push.
+        if self.rundown.close(self.framing.frames() - listed - cached) == Released::Drained {
             self.release_memory();
         }
         cancelled
+    }
+
+    /// Blocks every magazine for good and counts the frames they held (free frames: no
+    /// push, the list is closed). For close's census.
+    fn block_for_census(&self) -> u32 {
+        let mut cached = 0;
+        if self.magazines_on {
+            for magazine in &self.magazines {
+                cached += magazine.block().map_or(0, |stack| stack.count);
+            }
+        }
+        cached
     }
 
     /// Whether the allocator is closed and every frame has come back (the owner may
     /// then drop it).
     #[must_use]
     pub fn is_drained(&self) -> bool {
-        self.rundown.is_closed() && self.rundown.outstanding() == 0
+        self.rundown.is_drained()
     }
 
     /// KSPROPERTY_STREAMALLOCATOR_STATUS.
@@ -701,7 +859,7 @@ impl<P: Platform> Allocator<P> {
     pub fn status(&self) -> KsStreamAllocatorStatus {
         KsStreamAllocatorStatus {
             framing: *self.framing.raw(),
-            allocated_frames: self.rundown.outstanding().saturating_sub(self.cached()),
+            allocated_frames: self.outstanding(),
             reserved: 0,
         }
     }
@@ -716,6 +874,19 @@ impl<P: Platform> Allocator<P> {
             counters.frees += frees;
         }
         counters
+    }
+
+    /// Frames out with clients: the per-processor counts summed while open, the exact
+    /// count once close has taken its census ("Counting frames out"). Racy while frames
+    /// move, exact at rest.
+    fn outstanding(&self) -> u32 {
+        if let Some(out) = self.rundown.outstanding() {
+            return out;
+        }
+        let counters = self.counters();
+        let out = counters.allocations.saturating_sub(counters.frees);
+        let total = self.framing.frames();
+        u32::try_from(out).map_or(total, |out| out.min(total))
     }
 
     /// Free frames cached in magazines now (racy by nature).
@@ -733,10 +904,10 @@ impl<P: Platform> Allocator<P> {
         Snapshot {
             total,
             free,
-            outstanding: self.rundown.outstanding().saturating_sub(cached),
+            outstanding: self.outstanding(),
             cached,
             pending: self.pending_len.load(Ordering::SeqCst),
-            closed: self.rundown.is_closed(),
+            closed: self.list.is_closed(),
             memory_released: self.memory.with(|m| m.is_none()),
             counters: self.counters(),
         }
@@ -756,7 +927,7 @@ impl<P: Platform> Allocator<P> {
 
     /// Takes the oldest request whose cancel routine we could take back, if open.
     fn take_oldest(&self, shared: &mut Shared<P>) -> Option<P::Request> {
-        if self.rundown.is_closed() {
+        if self.list.is_closed() {
             return None;
         }
         self.take_oldest_any(shared)
@@ -766,47 +937,48 @@ impl<P: Platform> Allocator<P> {
         let request = shared.queue.take_first(|r| self.platform.disarm_cancel(r));
         self.pending_len
             .store(Self::queue_len(shared), Ordering::SeqCst);
+        self.unblock_magazines(shared);
         request
     }
 
     /// Hands free frames to pending requests, oldest first, until one side runs out.
     fn service_pending(&self) {
-        loop {
-            let step = self.shared.with(|shared| {
-                if shared.queue.is_empty() {
-                    return Err(Released::Live);
-                }
-                let (index, out) = self.take_frame().map_err(|_| Released::Live)?;
-                if let Some(request) = self.take_oldest_any(shared) {
-                    return Ok((request, index, out));
-                }
-                // Every queued request is being cancelled: put the frame back (its
-                // reference first, as in `free`). If that drains a closed allocator,
-                // the memory goes after the lock is dropped (no pool call under it).
-                let released = self.rundown.release();
-                self.put_back(index);
-                Err(released)
-            });
-            let (request, index, out) = match step {
-                Ok(handed) => handed,
-                Err(released) => {
-                    if released == Released::Drained {
-                        self.release_memory();
-                    }
-                    return;
-                }
-            };
-            self.stats.bump(Counter::Allocation);
-            self.stats.saw_outstanding(out);
-            self.platform
-                .complete_alloc(request, Ok(self.address(index)));
-        }
+        while self.finish_step(self.shared.with(|shared| self.service_step(shared))) {}
     }
 
-    /// Drops one frame reference, releasing the memory if that drained a closed allocator.
-    fn release_reference(&self) {
-        if self.rundown.release() == Released::Drained {
-            self.release_memory();
+    /// Under the queue lock: a free frame and the oldest request it goes to, or what
+    /// putting the frame back released (`Live` when there was no frame or no request).
+    fn service_step(&self, shared: &mut Shared<P>) -> Result<(P::Request, u32, u32), Released> {
+        if shared.queue.is_empty() {
+            return Err(Released::Live);
+        }
+        let (index, out) = self.take_frame().map_err(|_| Released::Live)?;
+        if let Some(request) = self.take_oldest_any(shared) {
+            return Ok((request, index, out));
+        }
+        // Every queued request is being cancelled: put the frame back. If that drains a
+        // closed allocator, the memory goes after the lock is dropped (no pool call
+        // under it).
+        Err(self.put_back(index))
+    }
+
+    /// After the lock: completes the request a [`Self::service_step`] found a frame for
+    /// (`true`), or releases the memory if putting the frame back drained it.
+    fn finish_step(&self, step: Result<(P::Request, u32, u32), Released>) -> bool {
+        match step {
+            Ok((request, index, out)) => {
+                self.stats.bump(Counter::Allocation);
+                self.stats.saw_outstanding(out);
+                self.platform
+                    .complete_alloc(request, Ok(self.address(index)));
+                true
+            }
+            Err(released) => {
+                if released == Released::Drained {
+                    self.release_memory();
+                }
+                false
+            }
         }
     }
 
@@ -820,8 +992,20 @@ impl<P: Platform> Allocator<P> {
         }
     }
 
-    /// Signals the free-frame notification to whoever asked for it.
+    /// Signals the free-frame notification to whoever asked for it. The check is
+    /// inlined into every free; the signalling is not.
+    #[inline]
     fn notify(&self) {
+        // Relaxed: only a filter; `notify_armed` re-reads both with Acquire.
+        if self.table_armed.load(Ordering::Relaxed)
+            || self.client_events.load(Ordering::Relaxed) != 0
+        {
+            self.notify_armed();
+        }
+    }
+
+    #[inline(never)]
+    fn notify_armed(&self) {
         // Acquire: pairs with the Release stores that arm these.
         if self.table_armed.load(Ordering::Acquire) {
             self.platform.set_event(&self.internal_event);
@@ -838,9 +1022,12 @@ impl<P: Platform> Allocator<P> {
 
 impl<P: Platform> Drop for Allocator<P> {
     fn drop(&mut self) {
-        // Cached frames are free: their references go before the count is judged.
-        self.drain_magazines();
-        if self.rundown.outstanding() == 0 {
+        // Not closed: the census close would take (nothing runs concurrently now).
+        let drained = match self.list.close() {
+            Some(listed) => listed + self.block_for_census() == self.framing.frames(),
+            None => self.rundown.is_drained(),
+        };
+        if drained {
             self.release_memory();
         } else if let Some(memory) = self.memory.with(Option::take) {
             // Frames are still out: the owner broke the rundown contract. Leaking the

@@ -1,17 +1,25 @@
 //! The lock-free free list: a Treiber stack of frame indices with an ABA tag, plus the
 //! per-frame ownership word that makes double and foreign frees harmless.
 //!
-//! `head` packs `(tag << 32) | index`; every successful pop or push bumps the tag, so a
-//! pop that read a stale head fails its compare-exchange even if the same index is back
-//! on top (the ABA case). The tag is 32 bits: a stale reader would have to sleep across
-//! 2^32 list operations for it to wrap, the same bet NT's SLIST makes with its sequence.
+//! `head` packs a tag, the depth (frames on the list) and the top index, 22 + 21 + 21
+//! bits. Every successful pop or push bumps the tag, so a pop that read a stale head
+//! fails its compare-exchange even if the same index is back on top at the same depth
+//! (the ABA case): a stale reader would have to sleep across 2^22 list operations that
+//! leave the depth where it was for that to wrap. NT's 32-bit SLIST header made the same
+//! bet with 16 bits of sequence beside 16 of depth.
+//!
+//! The depth is what the allocator's peak statistic reads (frames off the list), and a
+//! depth no list can have marks the list *closed* ([`FreeList::close`]): pops and
+//! pushes fail from then on, and the closer learns how many frames were on it, in one
+//! swap. That census is how the allocator switches from per-processor counting of frames
+//! out to one exact shared count when it closes (`allocator`, "Counting frames out").
 //!
 //! `link[i]` is the next index while frame `i` is on the list, and [`OUT`] while a client
 //! holds it. Returning a frame first compare-exchanges `link[i]` from `OUT` to [`CLAIMED`];
 //! only one of two racing frees of the same frame can win, and a frame already on the
 //! list never holds `OUT`, so neither a double free nor a forged index can put a frame on
-//! the list twice. A frame in a per-processor magazine holds [`CACHED`], which a return
-//! refuses the same way.
+//! the list twice. A frame in a per-processor magazine holds the next index of the
+//! magazine's own stack (`magazine`), which a return refuses the same way.
 //!
 //! Link words are interleaved across cache lines (`FreeList::slot`): frames `i` and
 //! `i + 1`, which two processors popping the list in turn usually get, have their
@@ -32,8 +40,6 @@ pub const NIL: u32 = u32::MAX;
 pub const OUT: u32 = u32::MAX - 1;
 /// `link` value of a frame between its owner-check and its push.
 pub const CLAIMED: u32 = u32::MAX - 2;
-/// `link` value of a free frame cached in a processor's magazine instead of the list.
-pub const CACHED: u32 = u32::MAX - 3;
 
 /// Why a returned index was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,14 +50,42 @@ pub enum ReturnError {
     NotOut,
 }
 
-const fn pack(tag: u32, index: u32) -> u64 {
-    ((tag as u64) << 32) | index as u64
+/// Why a pop found no frame, or a push could not list one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unlisted {
+    /// The list is empty (pop).
+    Empty,
+    /// The list is closed (pop and push): the frame stays the caller's.
+    Closed,
 }
 
-#[allow(clippy::cast_possible_truncation)] // Unpacking the two halves we packed.
-const fn unpack(word: u64) -> (u32, u32) {
-    ((word >> 32) as u32, word as u32)
+/// Bits of the head's index and depth fields.
+const FIELD_BITS: u32 = 21;
+/// The head's index field; all ones is the empty list's top (any NIL-ish link masks
+/// to it).
+const TOP_MASK: u64 = (1 << FIELD_BITS) - 1;
+/// One frame in the head's depth field.
+const DEPTH_ONE: u64 = 1 << FIELD_BITS;
+/// One step of the head's tag, in the top 22 bits (it wraps off the top).
+const TAG_ONE: u64 = 1 << (2 * FIELD_BITS);
+/// The depth field of a closed list (no list is that deep).
+const CLOSED_DEPTH: u32 = (1 << FIELD_BITS) - 1;
+const DEPTH_MASK: u64 = (CLOSED_DEPTH as u64) << FIELD_BITS;
+const _: () = assert!(crate::framing::MAX_FRAMES < CLOSED_DEPTH);
+
+/// A head: `depth` frames, `top` on top (`NIL`: none), tag 0.
+const fn head_of(depth: u32, top: u32) -> u64 {
+    (depth as u64) << FIELD_BITS | (top as u64 & TOP_MASK)
 }
+
+/// The depth field of a head.
+#[allow(clippy::cast_possible_truncation)] // A 21-bit field.
+const fn depth_of(head: u64) -> u32 {
+    ((head & DEPTH_MASK) >> FIELD_BITS) as u32
+}
+
+/// A closed list's head.
+const CLOSED_HEAD: u64 = head_of(CLOSED_DEPTH, NIL);
 
 /// Link words per 64-byte cache line.
 const PER_LINE: u32 = 16;
@@ -77,9 +111,9 @@ impl FreeList {
     /// [`OutOfMemory`] if the link array cannot be allocated.
     ///
     /// # Panics
-    /// If `len >= CACHED` (the caller validates frame counts far below that).
+    /// If `len >= 2^21 - 1` (the caller validates frame counts far below that).
     pub fn new(len: u32) -> Result<Self, OutOfMemory> {
-        assert!(len < CACHED, "frame count collides with the link markers");
+        assert!(len < CLOSED_DEPTH, "frame count past the head's fields");
         // Lines rounded up to a power of two, so `slot` is two shifts and a mask: at
         // most twice the words `len` needs (8 bytes per frame at worst).
         let line_bits = len.div_ceil(PER_LINE).next_power_of_two().trailing_zeros();
@@ -95,7 +129,7 @@ impl FreeList {
             AtomicU32::new(if index + 1 < len { index + 1 } else { NIL })
         }));
         Ok(Self {
-            head: AtomicU64::new(pack(0, if len == 0 { NIL } else { 0 })),
+            head: AtomicU64::new(head_of(len, if len == 0 { NIL } else { 0 })),
             link,
             len,
             line_bits,
@@ -109,7 +143,16 @@ impl FreeList {
         (((index & self.lines_mask) * PER_LINE) | (index >> self.line_bits)) as usize
     }
 
+    /// Index `i`'s link word (`i < len`), for a caller that owns the frame (a magazine
+    /// popping its top).
+    #[inline]
+    #[must_use]
+    pub fn link(&self, index: u32) -> &AtomicU32 {
+        self.word(index)
+    }
+
     /// Index `i`'s link word (`i < len`).
+    #[inline]
     fn word(&self, index: u32) -> &AtomicU32 {
         &self.link[self.slot(index)]
     }
@@ -127,42 +170,71 @@ impl FreeList {
         self.len == 0
     }
 
-    /// Takes the top index and marks it held, or `None` if the list is empty.
-    #[must_use = "a popped frame is out until it is claimed and pushed back"]
-    pub fn pop(&self) -> Option<u32> {
+    /// Takes the top index and marks it held; returns it with the frames left on the
+    /// list.
+    ///
+    /// # Errors
+    /// [`Unlisted::Empty`] or [`Unlisted::Closed`].
+    #[inline]
+    pub fn pop(&self) -> Result<(u32, u32), Unlisted> {
         // SeqCst (Acquire would do for the list itself: it pairs with the push that
         // published this head, so the link read below is the one that push wrote):
         // an empty list returns without a CAS, and the allocator's handshake needs this
         // load in the same total order as the free side's push and `pending_len` load.
         let mut head = self.head.load(Ordering::SeqCst);
         loop {
-            let (tag, index) = unpack(head);
-            if index == NIL {
-                return None;
+            if head & DEPTH_MASK == DEPTH_MASK {
+                return Err(Unlisted::Closed);
             }
+            #[allow(clippy::cast_possible_truncation)] // A 21-bit field.
+            let index = (head & TOP_MASK) as u32;
+            if u64::from(index) == TOP_MASK {
+                return Err(Unlisted::Empty);
+            }
+            let link = self.word(index);
             // Relaxed: if `index` is still on top when the CAS succeeds, nobody has
             // written its link since the push we synchronised with; if it is not, the
             // tag has moved and the CAS fails, whatever we read here.
-            let next = self.word(index).load(Ordering::Relaxed);
+            let next = link.load(Ordering::Relaxed);
             // SeqCst on success: the pop takes part in the allocator's
             // "free pushes then checks pending / ALLOC queues then pops" handshake,
             // which needs one total order (see `allocator`). Acquire on failure: the
             // new head's link must be visible to the retry.
+            // Tag up, depth down (neither field carries into the next), new top.
+            let popped = head.wrapping_add(TAG_ONE).wrapping_sub(DEPTH_ONE);
             match self.head.compare_exchange_weak(
                 head,
-                pack(tag.wrapping_add(1), next),
+                popped & !TOP_MASK | u64::from(next) & TOP_MASK,
                 Ordering::SeqCst,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
                     // Relaxed: only the holder touches `link[index]` until it returns
                     // the frame; the return's CAS is what other threads contend on.
-                    self.word(index).store(OUT, Ordering::Relaxed);
-                    return Some(index);
+                    link.store(OUT, Ordering::Relaxed);
+                    return Ok((index, depth_of(popped)));
                 }
                 Err(current) => head = current,
             }
         }
+    }
+
+    /// Closes the list: every later pop and push fails with [`Unlisted::Closed`].
+    /// Returns how many frames were on it (they stay the closer's: none can be popped
+    /// again), or `None` if it was closed already.
+    pub fn close(&self) -> Option<u32> {
+        // SeqCst: one total order with the pops and pushes (all SeqCst RMWs of `head`),
+        // so each of them lands wholly before the close (its frame counted as listed or
+        // not) or fails on CLOSED; and with the allocator's `is_closed` loads.
+        let depth = depth_of(self.head.swap(CLOSED_HEAD, Ordering::SeqCst));
+        (depth != CLOSED_DEPTH).then_some(depth)
+    }
+
+    /// Whether [`Self::close`] has run.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        // SeqCst (a plain load on x86): in the total order of `close`.
+        self.head.load(Ordering::SeqCst) & DEPTH_MASK == DEPTH_MASK
     }
 
     /// Checks that `index` is a frame a client holds and claims it for [`Self::push`].
@@ -189,48 +261,117 @@ impl FreeList {
         self.word(index).store(OUT, Ordering::Relaxed);
     }
 
-    /// Moves a frame off the list from state `from` to `to`, where `from` is [`CLAIMED`]
-    /// or [`CACHED`]: states no [`Self::claim`] accepts, so the caller is the frame's
-    /// only owner and a plain store does. (`CLAIMED -> CACHED` before a magazine push,
-    /// `CACHED -> OUT` after a magazine pop, `CACHED -> CLAIMED` after taking a magazine.)
-    pub fn mark(&self, index: u32, from: u32, to: u32) {
-        let slot = self.word(index);
-        debug_assert!(
-            from == CLAIMED || from == CACHED,
-            "mark from a shared state"
-        );
-        debug_assert_eq!(
-            slot.load(Ordering::Relaxed),
-            from,
-            "frame {index} in another state"
-        );
-        // Relaxed: the frame is private to the caller; handing it to another processor
-        // (a magazine push, a list push) is the Release that publishes this store.
-        slot.store(to, Ordering::Relaxed);
+    /// [`Self::claim`] for a frame going into a processor's magazine: checks that the
+    /// frame is out and sets its link word to `next` (the magazine's top: the magazine
+    /// is a stack threaded through link words, see `magazine`) in the same
+    /// compare-exchange.
+    ///
+    /// `index` must be below [`Self::len`] (the allocator's `index_of` checked it); the
+    /// check is not repeated here, on the hot path.
+    ///
+    /// # Errors
+    /// [`ReturnError::NotOut`] when the frame is not held (a double free).
+    ///
+    /// # Panics
+    /// If `index` lies past the link words (an index below `len` never does).
+    #[inline]
+    pub fn claim_linked(&self, index: u32, next: u32) -> Result<(), ReturnError> {
+        debug_assert!(index < self.len, "index_of checked it");
+        // Acquire on success, Relaxed on failure: as in `claim`. The link value is
+        // published by the magazine push's Release that follows.
+        self.word(index)
+            .compare_exchange(OUT, next, Ordering::Acquire, Ordering::Relaxed)
+            .map(|_| ())
+            .map_err(|_| ReturnError::NotOut)
+    }
+
+    /// The link word of a frame the caller owns (in its magazine, or taken from one).
+    #[inline]
+    #[must_use]
+    pub fn next(&self, index: u32) -> u32 {
+        // Relaxed: the caller owns the frame; whoever handed it over (a magazine push's
+        // Release, `with_processor`'s exclusivity) ordered the write before us.
+        self.word(index).load(Ordering::Relaxed)
+    }
+
+    /// Sets the link word of a frame the caller owns (off the list, not out).
+    #[inline]
+    pub fn set_next(&self, index: u32, next: u32) {
+        // Relaxed: the frame is private to the caller; handing it on (a magazine push,
+        // a list push) is the Release that publishes this store.
+        self.word(index).store(next, Ordering::Relaxed);
+    }
+
+    /// Marks a frame the caller owns (just popped from a magazine) as held by a client.
+    #[inline]
+    pub fn set_out(&self, index: u32) {
+        // Relaxed: only the holder touches the word until it returns the frame, and the
+        // return's compare-exchange is what other processors contend on.
+        self.word(index).store(OUT, Ordering::Relaxed);
+    }
+
+    /// Marks a frame the caller owns as claimed (ready for [`Self::push`]).
+    #[inline]
+    pub fn set_claimed(&self, index: u32) {
+        // Relaxed: as `set_next`.
+        self.word(index).store(CLAIMED, Ordering::Relaxed);
     }
 
     /// Pushes an index claimed with [`Self::claim`].
-    pub fn push(&self, index: u32) {
+    ///
+    /// # Errors
+    /// [`Unlisted::Closed`]: the list is closed; the frame stays the caller's.
+    #[inline]
+    pub fn push(&self, index: u32) -> Result<(), Unlisted> {
         let slot = self.word(index);
         debug_assert_eq!(
             slot.load(Ordering::Relaxed),
             CLAIMED,
             "push of an unclaimed frame"
         );
+        self.push_linked(slot, index, 1)
+    }
+
+    /// Pushes `count` frames the caller owns, chained from `top` through their link
+    /// words (a stack taken from a magazine), in one compare-exchange: the list then
+    /// holds them in the same order above its old top.
+    ///
+    /// # Errors
+    /// [`Unlisted::Closed`]: the list is closed; the frames stay the caller's.
+    pub fn push_chain(&self, top: u32, count: u32) -> Result<(), Unlisted> {
+        let mut bottom = top;
+        for _ in 1..count {
+            bottom = self.next(bottom);
+        }
+        self.push_linked(self.word(bottom), top, count)
+    }
+
+    /// Links `bottom_link` (the link word of the bottom of `count` chained frames from
+    /// `top`) to the head, and swings the head to `top`.
+    #[inline]
+    fn push_linked(&self, bottom_link: &AtomicU32, top: u32, count: u32) -> Result<(), Unlisted> {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
-            let (tag, top) = unpack(head);
-            // Relaxed: published by the Release half of the CAS below.
-            slot.store(top, Ordering::Relaxed);
+            if head & DEPTH_MASK == DEPTH_MASK {
+                return Err(Unlisted::Closed);
+            }
+            // Relaxed: published by the Release half of the CAS below. The empty
+            // list's top field (all ones) is a NIL link: `pop` masks links the same way.
+            #[allow(clippy::cast_possible_truncation)] // A 21-bit field.
+            bottom_link.store((head & TOP_MASK) as u32, Ordering::Relaxed);
             // SeqCst on success (Release is the part pop's Acquire needs; SeqCst for the
-            // allocator handshake). Relaxed on failure: we only retry with the value.
+            // allocator handshake and `close`). Relaxed on failure: we only retry with
+            // the value.
+            // Tag up, depth up by `count` (below CLOSED_DEPTH: at most MAX_FRAMES
+            // frames), new top.
+            let pushed = head.wrapping_add(TAG_ONE) + u64::from(count) * DEPTH_ONE;
             match self.head.compare_exchange_weak(
                 head,
-                pack(tag.wrapping_add(1), index),
+                pushed & !TOP_MASK | u64::from(top),
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => return Ok(()),
                 Err(current) => head = current,
             }
         }
@@ -250,23 +391,24 @@ mod tests {
     #[test]
     fn pops_every_index_once_then_runs_dry() {
         let list = FreeList::new(4).unwrap();
-        let mut got: Vec<u32> = core::iter::from_fn(|| list.pop()).collect();
+        let mut got: Vec<u32> = core::iter::from_fn(|| list.pop().ok().map(|(i, _)| i)).collect();
         got.sort_unstable();
         assert_eq!(got, [0, 1, 2, 3]);
-        assert_eq!(list.pop(), None);
+        assert_eq!(list.pop(), Err(Unlisted::Empty));
     }
 
     #[test]
     fn returned_index_comes_back_lifo() {
         let list = FreeList::new(3).unwrap();
-        let a = list.pop().unwrap();
-        let b = list.pop().unwrap();
+        let (a, _) = list.pop().unwrap();
+        let (b, depth) = list.pop().unwrap();
+        assert_eq!(depth, 1);
         list.claim(a).unwrap();
-        list.push(a);
+        list.push(a).unwrap();
         list.claim(b).unwrap();
-        list.push(b);
-        assert_eq!(list.pop(), Some(b));
-        assert_eq!(list.pop(), Some(a));
+        list.push(b).unwrap();
+        assert_eq!(list.pop(), Ok((b, 2)));
+        assert_eq!(list.pop(), Ok((a, 1)));
     }
 
     #[test]
@@ -288,7 +430,8 @@ mod tests {
             slots.dedup();
             assert_eq!(slots.len(), len as usize, "one word per index");
             assert!(list.link.len() <= 2 * (len as usize).next_multiple_of(16));
-            let mut got: Vec<u32> = core::iter::from_fn(|| list.pop()).collect();
+            let mut got: Vec<u32> =
+                core::iter::from_fn(|| list.pop().ok().map(|(i, _)| i)).collect();
             got.sort_unstable();
             assert_eq!(got, (0..len).collect::<Vec<_>>());
         }
@@ -297,14 +440,47 @@ mod tests {
     #[test]
     fn double_and_foreign_returns_are_refused() {
         let list = FreeList::new(2).unwrap();
-        let a = list.pop().unwrap();
+        let (a, _) = list.pop().unwrap();
         assert_eq!(list.claim(a), Ok(()));
-        list.push(a);
+        list.push(a).unwrap();
         assert_eq!(list.claim(a), Err(ReturnError::NotOut));
         assert_eq!(list.claim(7), Err(ReturnError::OutOfRange));
         assert_eq!(list.claim(1), Err(ReturnError::NotOut), "never handed out");
-        let mut got: Vec<u32> = core::iter::from_fn(|| list.pop()).collect();
+        let mut got: Vec<u32> = core::iter::from_fn(|| list.pop().ok().map(|(i, _)| i)).collect();
         got.sort_unstable();
         assert_eq!(got, [0, 1], "the list was not corrupted");
+    }
+
+    #[test]
+    fn close_counts_the_listed_frames_and_refuses_everything_after() {
+        let list = FreeList::new(3).unwrap();
+        let (a, _) = list.pop().unwrap();
+        assert!(!list.is_closed());
+        assert_eq!(list.close(), Some(2));
+        assert!(list.is_closed());
+        assert_eq!(list.close(), None, "closes once");
+        assert_eq!(list.pop(), Err(Unlisted::Closed));
+        list.claim(a).unwrap();
+        assert_eq!(list.push(a), Err(Unlisted::Closed));
+        assert_eq!(list.push_chain(a, 1), Err(Unlisted::Closed));
+        assert_eq!(FreeList::new(0).unwrap().pop(), Err(Unlisted::Empty));
+    }
+
+    #[test]
+    fn a_chain_lands_in_order_above_the_old_top() {
+        let list = FreeList::new(4).unwrap();
+        let taken: Vec<u32> = core::iter::from_fn(|| list.pop().ok().map(|(i, _)| i)).collect();
+        let [a, b, c, d] = taken[..] else {
+            panic!("four frames")
+        };
+        list.claim(d).unwrap();
+        list.push(d).unwrap();
+        // c -> b -> a, as a magazine holds them.
+        for (frame, next) in [(a, NIL), (b, a), (c, b)] {
+            list.claim_linked(frame, next).unwrap();
+        }
+        list.push_chain(c, 3).unwrap();
+        let order: Vec<(u32, u32)> = core::iter::from_fn(|| list.pop().ok()).collect();
+        assert_eq!(order, [(c, 3), (b, 2), (a, 1), (d, 0)]);
     }
 }

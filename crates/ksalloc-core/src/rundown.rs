@@ -1,27 +1,38 @@
-//! Rundown state of an allocator: how many frames clients hold, and whether it is closed.
+//! The shared count of frames out after close: when it reaches zero the frame memory may
+//! go, exactly once.
 //!
-//! One word: bit 63 is `CLOSED`, the low bits count frames out with clients (including
-//! frames on their way to a pending request). Taking a frame acquires a reference unless
-//! the allocator is closed; returning one releases it. Frame memory may be released
-//! exactly when the word reaches `CLOSED | 0`: from then on nothing can acquire, so the
-//! state is final. This is `EX_RUNDOWN_REF` with the count doubling as the allocator's
-//! "allocated frames" figure.
+//! While the allocator is open nothing counts frames out in a shared word: each
+//! processor counts its own allocations and frees (`magazine`'s counters, summed on
+//! read), like Linux's `percpu_ref` in per-CPU mode. Close switches to this one exact
+//! count, and needs no grace period for it: closing the free list is a census
+//! (`FreeList::close` says how many frames were on it, `Magazine::block` how many were
+//! cached), so the closer knows the frames out at that instant, `total - listed -
+//! cached`. Every frame out then comes back through a push that fails on the closed
+//! list, and that return counts down here instead.
+//!
+//! Returns may count down before the closer has published its census. So the word
+//! starts at [`BIAS`], far above any count; returns subtract one each; the closer adds
+//! `out - BIAS` ([`Rundown::close`]). The word reaches zero exactly once, after the
+//! census is in and the last frame out is back, and whoever takes it there (the closer
+//! or the last return) releases the memory.
 
 use crate::sync::{AtomicU64, Ordering};
 
-const CLOSED: u64 = 1 << 63;
+/// The count before the census is published: more than any pool has frames, so returns
+/// before it cannot take the word to zero.
+const BIAS: u64 = 1 << 62;
 
-/// The allocator's rundown word.
+/// The allocator's frames-out count after close.
 pub struct Rundown {
     state: AtomicU64,
 }
 
-/// What a release observed.
+/// What a count-down observed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Released {
-    /// Frames are still out, or the allocator is open.
+    /// Frames are still out, or the census is not in yet.
     Live,
-    /// This was the last frame of a closed allocator: the memory may go.
+    /// This took the count to zero: the memory may go.
     Drained,
 }
 
@@ -32,86 +43,93 @@ impl Default for Rundown {
 }
 
 impl Rundown {
-    /// Open, no frames out.
+    /// Before close: the biased count.
     #[must_use]
     #[allow(clippy::missing_const_for_fn)] // loom's atomics have no const constructor.
     pub fn new() -> Self {
         Self {
-            state: AtomicU64::new(0),
+            state: AtomicU64::new(BIAS),
         }
     }
 
-    /// Takes a reference for one frame, unless closed; returns the new count of frames out.
-    #[must_use = "a taken reference must be released"]
-    pub fn try_acquire(&self) -> Option<u32> {
-        // Relaxed load: only a first guess for the CAS.
-        let mut current = self.state.load(Ordering::Relaxed);
-        loop {
-            if current & CLOSED != 0 {
-                return None;
-            }
-            // Acquire on success: a frame taken after this must not be seen as taken
-            // before a concurrent close's CLOSED (the CAS fails if CLOSED lands first).
-            // SeqCst so every write of the word is (see `close`; the same instruction on
-            // x86 and AArch64). Relaxed on failure: we just retry.
-            match self.state.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                #[allow(clippy::cast_possible_truncation)] // At most MAX_FRAMES.
-                Ok(_) => return Some((current + 1) as u32),
-                Err(seen) => current = seen,
-            }
-        }
-    }
-
-    /// Drops a reference taken by [`Self::try_acquire`].
+    /// Counts down `count` frames that came back after the list closed.
     #[must_use = "`Drained` means the memory must go now"]
-    pub fn release(&self) -> Released {
-        // AcqRel is the need: Release orders this holder's use of the frame before a
-        // drain that frees the memory; Acquire lets the drainer see every earlier
-        // release. SeqCst so every write of the word is (see `close`).
-        let previous = self.state.fetch_sub(1, Ordering::SeqCst);
-        debug_assert!(previous & !CLOSED != 0, "rundown released below zero");
-        if previous == CLOSED | 1 {
+    pub fn release_many(&self, count: u32) -> Released {
+        // AcqRel. Release: this returner's use of the frames happens-before whoever
+        // takes the count to zero and frees the memory. Acquire: if that is us, every
+        // earlier count-down and the census (all RMWs of this word, one release
+        // sequence) happen-before our free.
+        let previous = self.state.fetch_sub(u64::from(count), Ordering::AcqRel);
+        debug_assert!(previous >= u64::from(count), "rundown below zero");
+        if previous == u64::from(count) {
             Released::Drained
         } else {
             Released::Live
         }
     }
 
-    /// Marks closed. Returns `None` if it was closed already, else whether frames were
-    /// out at that moment (`Drained` means none: the closer releases the memory).
+    /// Counts down one frame that came back after the list closed.
+    #[must_use = "`Drained` means the memory must go now"]
+    pub fn release(&self) -> Released {
+        self.release_many(1)
+    }
+
+    /// Publishes the census: `out` frames were out when the list closed. Call once.
     #[must_use = "`Drained` means the closer releases the memory"]
-    pub fn close(&self) -> Option<Released> {
-        // SeqCst: Acquire sees every release so far, Release publishes CLOSED to
-        // acquirers, which then fail; and the total order makes it the close side of
-        // the allocator's magazine handshake (a free that caches a frame, then checks
-        // `is_closed`). Every write of this word is SeqCst, so that order is one chain
-        // (and loom, which orders SeqCst loads only against SeqCst stores, models it).
-        let previous = self.state.fetch_or(CLOSED, Ordering::SeqCst);
-        if previous & CLOSED != 0 {
-            None
-        } else if previous == 0 {
-            Some(Released::Drained)
+    pub fn close(&self, out: u32) -> Released {
+        let add = u64::from(out).wrapping_sub(BIAS);
+        // AcqRel, as `release_many`: the closer may be the one to reach zero (no frame
+        // out, or all back before the census).
+        let previous = self.state.fetch_add(add, Ordering::AcqRel);
+        if previous.wrapping_add(add) == 0 {
+            Released::Drained
         } else {
-            Some(Released::Live)
+            Released::Live
         }
     }
 
-    /// Whether [`Self::close`] has run.
+    /// Whether the census is in and every frame out has come back.
     #[must_use]
-    pub fn is_closed(&self) -> bool {
-        // SeqCst (a plain load on x86): see `close`.
-        self.state.load(Ordering::SeqCst) & CLOSED != 0
+    pub fn is_drained(&self) -> bool {
+        // Acquire: a caller that sees zero may drop what the frames lived in.
+        self.state.load(Ordering::Acquire) == 0
     }
 
-    /// Frames out with clients now.
+    /// Frames out, once the census is in (`None` before).
     #[must_use]
-    #[allow(clippy::cast_possible_truncation)] // At most MAX_FRAMES.
-    pub fn outstanding(&self) -> u32 {
-        (self.state.load(Ordering::Acquire) & !CLOSED) as u32
+    #[allow(clippy::cast_possible_truncation)] // Below BIAS / 2, at most MAX_FRAMES.
+    pub fn outstanding(&self) -> Option<u32> {
+        let state = self.state.load(Ordering::Acquire);
+        (state < BIAS / 2).then_some(state as u32)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn census_then_returns_drain_once() {
+        let r = Rundown::new();
+        assert_eq!(r.outstanding(), None);
+        assert_eq!(r.release(), Released::Live, "a return before the census");
+        assert_eq!(r.close(3), Released::Live);
+        assert_eq!(r.outstanding(), Some(2));
+        assert_eq!(r.release_many(1), Released::Live);
+        assert!(!r.is_drained());
+        assert_eq!(r.release(), Released::Drained);
+        assert!(r.is_drained());
+    }
+
+    #[test]
+    fn census_of_nothing_out_drains_at_close() {
+        assert_eq!(Rundown::new().close(0), Released::Drained);
+        let r = Rundown::new();
+        assert_eq!(r.release_many(2), Released::Live);
+        assert_eq!(
+            r.close(2),
+            Released::Drained,
+            "both came back before the census"
+        );
     }
 }

@@ -1,5 +1,12 @@
 //! Counters an allocator keeps for STATUS and diagnostics.
 //!
+//! The two counted on every pair, allocations and frees, are per processor: each
+//! processor's slot (`magazine::Magazine`) counts them with a plain load and store inside
+//! `with_processor`, and `Allocator::counters` sums them with the cells here. These
+//! shared cells count the rest: the cold events (pends, cancels, refused frees, failed
+//! allocations), the frames handed straight to a pending request, and the peak (written
+//! only when it rises).
+//!
 //! Relaxed atomics: each counter is a statistic, not a synchronisation point; readers
 //! get a value that was true at some moment during the read.
 
@@ -7,8 +14,8 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// Event counters, on cache lines of their own.
 ///
-/// They are written on every pair of the shared path and must not share a line with the
-/// flags every pair reads. Padding on both sides rather than `#[repr(align(64))]`, which
+/// They must not share a line with the flags every pair reads (the peak's load is on
+/// the shared path). Padding on both sides rather than `#[repr(align(64))]`, which
 /// the driver's 16-byte-aligned pool blocks could not hold.
 #[derive(Default)]
 #[repr(C)]

@@ -683,11 +683,11 @@ fn table_alloc_free_pend_and_cancel_race_on_real_threads() {
     race_on_real_threads(8, false);
 }
 
-/// The same race with magazines: 12 frames on the model's two processors, four
+/// The same race with magazines: the smallest pool with them on the model's two processors, four
 /// threads taking turns on them.
 #[test]
 fn table_alloc_free_pend_and_cancel_race_with_magazines() {
-    race_on_real_threads(12, true);
+    race_on_real_threads(MAGAZINE_FRAMES, true);
 }
 
 fn race_on_real_threads(frames: u32, magazines: bool) {

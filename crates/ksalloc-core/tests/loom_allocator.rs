@@ -185,6 +185,10 @@ struct Kernel {
     completions: Mutex<Vec<(usize, Result<usize, NtStatus>)>>,
     /// Which processors a thread is inside `with_processor` on.
     on_processor: [GhostBool; PROCESSORS],
+    /// One thread at a time at DISPATCH_LEVEL on each processor: a thread entering
+    /// `with_processor` on a processor another thread is in waits for it, as it could
+    /// not run there on Windows until the other dropped below DISPATCH_LEVEL.
+    processor_turn: [Mutex<()>; PROCESSORS],
 }
 
 #[derive(Clone)]
@@ -202,6 +206,7 @@ impl LoomPlatform {
             pool_call_under_lock: GhostBool::new(false),
             completions: Mutex::new(Vec::new()),
             on_processor: [GhostBool::new(false), GhostBool::new(false)],
+            processor_turn: [Mutex::new(()), Mutex::new(())],
         }))
     }
 
@@ -406,6 +411,9 @@ impl Platform for LoomPlatform {
         assert!(irql() <= Irql::Dispatch);
         assert_outside_processor("with_processor");
         let processor = PROCESSOR.with(Cell::get);
+        let turn = self.0.processor_turn[processor]
+            .lock()
+            .expect("no thread panics inside with_processor");
         let busy = &self.0.on_processor[processor];
         assert!(
             !busy.swap(true, GHOST),
@@ -418,6 +426,7 @@ impl Platform for LoomPlatform {
             result
         });
         busy.store(false, GHOST);
+        drop(turn);
         result
     }
 

@@ -50,13 +50,13 @@ impl IndexList for FreeList {
         Self::new(len).expect("small list")
     }
     fn pop(&self) -> Option<u32> {
-        Self::pop(self)
+        Self::pop(self).ok().map(|(index, _)| index)
     }
     fn claim(&self, index: u32) -> Result<(), ReturnError> {
         Self::claim(self, index)
     }
     fn push(&self, index: u32) {
-        Self::push(self, index);
+        Self::push(self, index).expect("these models never close the list");
     }
     fn is_out(&self, index: u32) -> bool {
         Self::is_out(self, index)

@@ -1,5 +1,6 @@
-//! Loom models of the rundown word (`ksalloc_core::rundown`): frame references racing
-//! close.
+//! Loom models of the switch from per-processor counting to one exact count at close
+//! (`ksalloc_core::rundown` with `FreeList::close`): frames popped, used and returned
+//! while a closer takes its census.
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" \
@@ -8,15 +9,21 @@
 //!
 //! Preemption bound: 3 (`LOOM_MAX_PREEMPTIONS` overrides it).
 //!
-//! "Memory" is a loom `UnsafeCell`: every reference holder reads it while it holds the
-//! reference, and whoever observes `Released::Drained` frees it (a write). Loom panics
-//! unless every holder's read happens-before the free. A ghost count of references held
-//! (outside loom, in execution order) checks that `Drained` is never observed while a
-//! reference is held, and a ghost counter that it is observed exactly once.
+//! The protocol under test is the allocator's: a holder pops a frame from the list,
+//! uses it, claims it back and pushes it; a push that fails on the closed list counts
+//! down the shared word instead. The closer closes the list (learning how many frames
+//! were listed), then publishes `total - listed` frames out.
+//!
+//! "Memory" is a loom `UnsafeCell`: every holder reads it while it holds a frame, and
+//! whoever observes `Released::Drained` frees it (a write). Loom panics unless every
+//! holder's read happens-before the free. A ghost count of frames held (outside loom,
+//! in execution order) checks that `Drained` is never observed while a frame is held,
+//! and a ghost counter that it is observed exactly once.
 #![cfg(loom)]
 
 use std::sync::atomic::AtomicUsize as Ghost;
 
+use ksalloc_core::free_list::{FreeList, Unlisted};
 use ksalloc_core::rundown::{Released, Rundown};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -24,20 +31,23 @@ use loom::thread;
 
 const GHOST: std::sync::atomic::Ordering = std::sync::atomic::Ordering::SeqCst;
 const PREEMPTION_BOUND: usize = 3;
+const FRAMES: u32 = 3;
 
 mod loom_support;
 use loom_support::model;
 
-struct Object {
+struct Pool {
+    list: FreeList,
     rundown: Rundown,
     memory: UnsafeCell<()>,
     held: Ghost,
     drained: Ghost,
 }
 
-impl Object {
+impl Pool {
     fn new() -> Arc<Self> {
         Arc::new(Self {
+            list: FreeList::new(FRAMES).expect("small list"),
             rundown: Rundown::new(),
             memory: UnsafeCell::new(()),
             held: Ghost::new(0),
@@ -45,33 +55,37 @@ impl Object {
         })
     }
 
-    /// Takes a reference and uses the memory, or `false` if closed.
-    fn acquire(&self) -> bool {
-        if self.rundown.try_acquire().is_none() {
-            return false;
-        }
+    /// Pops a frame and uses the memory, or `None` if the list is empty or closed.
+    fn take(&self) -> Option<u32> {
+        let (index, _) = self.list.pop().ok()?;
         self.held.fetch_add(1, GHOST);
         self.memory.with(|_| ());
-        true
+        Some(index)
     }
 
-    /// Uses the memory a last time and drops a reference.
-    fn release(&self) {
+    /// Uses the memory a last time and returns the frame.
+    fn give_back(&self, index: u32) {
         self.memory.with(|_| ());
         self.held.fetch_sub(1, GHOST);
-        let released = self.rundown.release();
-        self.observe(released);
+        self.list.claim(index).expect("our frame");
+        match self.list.push(index) {
+            Ok(()) => {}
+            Err(Unlisted::Closed) => {
+                let released = self.rundown.release();
+                self.observe(released);
+            }
+            Err(Unlisted::Empty) => unreachable!("a push never finds the list empty"),
+        }
     }
 
+    /// Closes the list and publishes the census; `false` if it was closed already.
     fn close(&self) -> bool {
-        let Some(at_close) = self.rundown.close() else {
+        let Some(listed) = self.list.close() else {
             return false;
         };
-        self.observe(at_close);
-        assert!(
-            self.rundown.try_acquire().is_none(),
-            "acquire after close succeeded"
-        );
+        assert_eq!(self.list.pop(), Err(Unlisted::Closed), "pop after close");
+        let released = self.rundown.close(FRAMES - listed);
+        self.observe(released);
         true
     }
 
@@ -80,7 +94,7 @@ impl Object {
             assert_eq!(
                 self.held.load(GHOST),
                 0,
-                "Drained observed while a reference is held"
+                "Drained observed while a frame is held"
             );
             assert_eq!(
                 self.drained.fetch_add(1, GHOST),
@@ -93,93 +107,94 @@ impl Object {
     }
 
     fn assert_final(&self) {
-        assert!(self.rundown.is_closed());
-        assert_eq!(self.rundown.outstanding(), 0);
+        assert!(self.list.is_closed());
+        assert!(self.rundown.is_drained());
+        assert_eq!(self.rundown.outstanding(), Some(0));
         assert_eq!(self.drained.load(GHOST), 1, "memory released exactly once");
-        assert!(self.rundown.try_acquire().is_none());
     }
 }
 
 /// Two frames out; both come back while a third thread closes.
 #[test]
-fn releases_race_close() {
+fn returns_race_close() {
     model(PREEMPTION_BOUND, || {
-        let o = Object::new();
-        assert!(o.acquire() && o.acquire());
-        let releasers: Vec<_> = (0..2)
-            .map(|_| {
-                let o = Arc::clone(&o);
-                thread::spawn(move || o.release())
+        let p = Pool::new();
+        let held = [p.take().unwrap(), p.take().unwrap()];
+        let returners: Vec<_> = held
+            .into_iter()
+            .map(|index| {
+                let p = Arc::clone(&p);
+                thread::spawn(move || p.give_back(index))
             })
             .collect();
         let closer = {
-            let o = Arc::clone(&o);
-            thread::spawn(move || assert!(o.close()))
+            let p = Arc::clone(&p);
+            thread::spawn(move || assert!(p.close()))
         };
-        for r in releasers {
+        for r in returners {
             r.join().unwrap();
         }
         closer.join().unwrap();
-        o.assert_final();
+        p.assert_final();
     });
 }
 
-/// One frame out coming back, a new acquire (and its release) and close, all at once;
-/// an acquire that starts after the closer saw close complete fails.
+/// One frame out coming back, a new pop (and its return) and close, all at once: the
+/// census counts each frame exactly once whichever side of the close it was on.
 #[test]
-fn acquire_release_race_close() {
+fn pop_and_return_race_close() {
     model(PREEMPTION_BOUND, || {
-        let o = Object::new();
-        assert!(o.acquire());
-        let releaser = {
-            let o = Arc::clone(&o);
-            thread::spawn(move || o.release())
+        let p = Pool::new();
+        let out = p.take().unwrap();
+        let returner = {
+            let p = Arc::clone(&p);
+            thread::spawn(move || p.give_back(out))
         };
-        let acquirer = {
-            let o = Arc::clone(&o);
+        let taker = {
+            let p = Arc::clone(&p);
             thread::spawn(move || {
-                let closed_before = o.rundown.is_closed();
-                let got = o.acquire();
-                assert!(!(closed_before && got), "acquire after close succeeded");
-                if got {
-                    o.release();
+                let closed_before = p.list.is_closed();
+                let got = p.take();
+                assert!(!(closed_before && got.is_some()), "pop after close");
+                if let Some(index) = got {
+                    p.give_back(index);
                 }
             })
         };
         let closer = {
-            let o = Arc::clone(&o);
-            thread::spawn(move || assert!(o.close()))
+            let p = Arc::clone(&p);
+            thread::spawn(move || assert!(p.close()))
         };
-        releaser.join().unwrap();
-        acquirer.join().unwrap();
+        returner.join().unwrap();
+        taker.join().unwrap();
         closer.join().unwrap();
-        o.assert_final();
+        p.assert_final();
     });
 }
 
-/// Two closes race a release: exactly one close counts, memory goes exactly once.
+/// Two closes race a return: exactly one close counts, memory goes exactly once.
 #[test]
-fn double_close_races_release() {
+fn double_close_races_return() {
     model(PREEMPTION_BOUND, || {
-        let o = Object::new();
-        assert!(o.acquire());
+        let p = Pool::new();
+        let out = p.take().unwrap();
         #[allow(clippy::needless_collect)] // Every thread starts before any is joined.
         let closers: Vec<_> = (0..2)
             .map(|_| {
-                let o = Arc::clone(&o);
-                thread::spawn(move || o.close())
+                let p = Arc::clone(&p);
+                thread::spawn(move || p.close())
             })
             .collect();
-        let releaser = {
-            let o = Arc::clone(&o);
-            thread::spawn(move || o.release())
+        let returner = {
+            let p = Arc::clone(&p);
+            thread::spawn(move || p.give_back(out))
         };
         let closed: usize = closers
             .into_iter()
             .map(|c| usize::from(c.join().unwrap()))
             .sum();
-        releaser.join().unwrap();
+        returner.join().unwrap();
         assert_eq!(closed, 1, "exactly one close takes effect");
-        o.assert_final();
+        p.assert_final();
     });
 }

@@ -20,10 +20,11 @@ use ks_abi::ks::{file_alignment, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
 use ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
 use ksalloc_core::free_list::FreeList;
-use ksalloc_core::rundown::Rundown;
-use ksalloc_core::stats::{Counter, Stats};
-use ksalloc_core::{AllocOutcome, Allocator};
+use ksalloc_core::{AllocOutcome, Allocator, Platform};
 use ksalloc_model::{Irp, ModelKernel, RequestorMode};
+
+mod bench_kernel;
+pub use bench_kernel::{bind_processor, BenchKernel, BenchRequest};
 
 /// Bytes per frame, for every contender.
 pub const FRAME_SIZE: u32 = 4096;
@@ -71,16 +72,39 @@ pub trait Visit {
 
 /// Calls `v` for every contender, in the order the tables list them.
 pub fn visit_all(v: &mut impl Visit) {
-    v.shared("ksalloc-magazine", Role::Contender, Ksalloc::with_magazines);
-    v.shared("ksalloc", Role::Contender, |n| Ksalloc::new(n, false));
-    v.shared("ksalloc-armed", Role::Contender, |n| Ksalloc::new(n, true));
-    v.shared("freelist", Role::Contender, FreeListOnly::new);
-    v.shared("freelist+rundown", Role::Breakdown, FreeListRundown::new);
     v.shared(
-        "freelist+rundown+stats",
-        Role::Breakdown,
-        FreeListRundownStats::new,
+        "ksalloc-magazine",
+        Role::Contender,
+        Ksalloc::<BenchKernel>::with_magazines,
     );
+    v.shared("ksalloc", Role::Contender, |n| {
+        Ksalloc::<BenchKernel>::new(n, false)
+    });
+    v.shared("ksalloc-armed", Role::Contender, |n| {
+        Ksalloc::<BenchKernel>::new(n, true)
+    });
+    v.shared(
+        "model-ksalloc-magazine",
+        Role::Contender,
+        Ksalloc::<ModelKernel>::with_magazines,
+    );
+    v.shared("model-ksalloc", Role::Contender, |n| {
+        Ksalloc::<ModelKernel>::new(n, false)
+    });
+    v.shared("model-ksalloc-armed", Role::Breakdown, |n| {
+        Ksalloc::<ModelKernel>::new(n, true)
+    });
+    v.shared(
+        "ksalloc-magazine-burst4",
+        Role::Breakdown,
+        KsallocBurst::<BenchKernel, 4>::new,
+    );
+    v.shared(
+        "ksalloc-magazine-burst8",
+        Role::Breakdown,
+        KsallocBurst::<BenchKernel, 8>::new,
+    );
+    v.shared("freelist", Role::Contender, FreeListOnly::new);
     v.shared("tagged-stack", Role::Contender, TaggedStack::new);
     v.shared("spinlock-list", Role::Contender, SpinList::new);
     v.shared("mutex-vec", Role::Contender, MutexVec::new);
@@ -90,15 +114,13 @@ pub fn visit_all(v: &mut impl Visit) {
     v.shared(
         "model-with-processor-only",
         Role::Breakdown,
-        ModelProcessorOnly::new,
+        ProcessorOnly::<ModelKernel>::new,
     );
-}
-
-/// A model kernel on which an allocator of `frames` frames has no magazines: the
-/// fewest processors that put the pool below the magazine rule (fewer than
-/// `MIN_FRAMES_PER_PROCESSOR` frames each). The shared-list path.
-fn shared_list_kernel(frames: u32) -> ModelKernel {
-    ModelKernel::with_processors((frames / MIN_FRAMES_PER_PROCESSOR + 1) as usize)
+    v.shared(
+        "bench-with-processor-only",
+        Role::Breakdown,
+        ProcessorOnly::<BenchKernel>::new,
+    );
 }
 
 /// End of an index list.
@@ -114,23 +136,66 @@ fn chain(frames: u32) -> Vec<AtomicU32> {
 // ---------------------------------------------------------------------------------------
 // ksalloc and the steps from its FreeList up to it.
 
-/// ksalloc's function-table path on the shared list alone (no magazines):
-/// [`Allocator::table_allocate`] + [`Allocator::free`] on the model kernel. `armed`:
-/// FUNCTIONTABLE has been handed out, so every free also sets the internal free-frame
-/// event (what a real client of the table gets).
-pub struct Ksalloc {
-    alloc: Allocator<ModelKernel>,
+/// A platform a ksalloc contender runs on: the bench platform (the kernel's costs) or the
+/// model (the tests' and simulator's strict kernel).
+pub trait Kernel: Platform + Clone {
+    /// A kernel with `processors` processors.
+    fn with_processors(processors: u32) -> Self;
+    /// A kernel-mode ALLOC request with a cancel routine, as the dispatcher builds it.
+    fn request(&self) -> Self::Request;
+    /// The frame a request was completed with.
+    fn allocated_frame(request: &Self::Request) -> Option<usize>;
 }
 
-impl Ksalloc {
-    /// An allocator of `frames` frames on a fresh model kernel.
+impl Kernel for BenchKernel {
+    fn with_processors(processors: u32) -> Self {
+        Self::with_processors(processors)
+    }
+    fn request(&self) -> BenchRequest {
+        BenchRequest::new()
+    }
+    fn allocated_frame(request: &BenchRequest) -> Option<usize> {
+        request.allocated_frame()
+    }
+}
+
+impl Kernel for ModelKernel {
+    fn with_processors(processors: u32) -> Self {
+        Self::with_processors(processors as usize)
+    }
+    fn request(&self) -> Irp {
+        let irp = self.new_irp(RequestorMode::Kernel, Vec::new(), 8);
+        irp.set_cancel_routine(Box::new(|_| {}));
+        irp
+    }
+    fn allocated_frame(request: &Irp) -> Option<usize> {
+        request.allocated_frame()
+    }
+}
+
+/// A kernel on which an allocator of `frames` frames has no magazines: the fewest
+/// processors that put the pool below the magazine rule (fewer than
+/// `MIN_FRAMES_PER_PROCESSOR` frames each). The shared-list path.
+fn shared_list_kernel<K: Kernel>(frames: u32) -> K {
+    K::with_processors(frames / MIN_FRAMES_PER_PROCESSOR + 1)
+}
+
+/// ksalloc's function-table path: [`Allocator::table_allocate`] + [`Allocator::free`].
+pub struct Ksalloc<K: Kernel> {
+    alloc: Allocator<K>,
+}
+
+impl<K: Kernel> Ksalloc<K> {
+    /// On the shared list alone (no magazines). `armed`: FUNCTIONTABLE has been handed
+    /// out, so every free also sets the internal free-frame event (what a real client
+    /// of the table gets).
     ///
     /// # Panics
     /// If the framing is refused or the table cannot be armed.
     #[must_use]
     pub fn new(frames: u32, armed: bool) -> Self {
         let alloc =
-            Allocator::create(shared_list_kernel(frames), &framing(frames)).expect("framing");
+            Allocator::create(shared_list_kernel::<K>(frames), &framing(frames)).expect("framing");
         assert!(!alloc.has_magazines());
         if armed {
             alloc.acquire_function_table().expect("open allocator");
@@ -138,27 +203,63 @@ impl Ksalloc {
         Self { alloc }
     }
 
-    /// An allocator of `frames` frames with per-processor magazines: on a two-processor
-    /// model kernel (the bench pins thread *k* to CPU *k* and model processor *k*),
-    /// pools of 12 frames or more have them; the 2-frame pool is below the rule and
-    /// takes the shared list.
+    /// With per-processor magazines: on a two-processor kernel (the two-thread bench
+    /// pins thread *k* to CPU *k* and processor *k*), pools of
+    /// `2 * MIN_FRAMES_PER_PROCESSOR` frames or more have them; the 2-frame pool is
+    /// below the rule and takes the shared list.
     ///
     /// # Panics
     /// If the framing is refused, or magazines are not on exactly when the rule says.
     #[must_use]
     pub fn with_magazines(frames: u32) -> Self {
-        let alloc =
-            Allocator::create(ModelKernel::with_processors(2), &framing(frames)).expect("framing");
-        assert_eq!(alloc.has_magazines(), frames >= 12);
+        let alloc = Allocator::create(K::with_processors(2), &framing(frames)).expect("framing");
+        assert_eq!(
+            alloc.has_magazines(),
+            frames >= 2 * MIN_FRAMES_PER_PROCESSOR
+        );
         Self { alloc }
     }
 }
 
-impl Pool for Ksalloc {
+impl<K: Kernel> Pool for Ksalloc<K> {
     #[inline]
     fn pair(&self) {
         let address = self.alloc.table_allocate().expect("a frame is free");
         self.alloc.free(black_box(address)).expect("our own frame");
+    }
+}
+
+/// A burst on the magazine path: `BURST` allocations, then their frees, per
+/// [`Pool::pair`] call (so one "pair" here is `BURST` pairs). What the magazine size
+/// decides: with `BURST` above the capacity, the rest go to the shared list.
+pub struct KsallocBurst<K: Kernel, const BURST: usize> {
+    alloc: Allocator<K>,
+}
+
+impl<K: Kernel, const BURST: usize> KsallocBurst<K, BURST> {
+    /// As [`Ksalloc::with_magazines`], with at least 64 frames (a burst needs
+    /// magazines and more frames than it takes).
+    ///
+    /// # Panics
+    /// If the framing is refused.
+    #[must_use]
+    pub fn new(frames: u32) -> Self {
+        Self {
+            alloc: Ksalloc::<K>::with_magazines(frames.max(64)).alloc,
+        }
+    }
+}
+
+impl<K: Kernel, const BURST: usize> Pool for KsallocBurst<K, BURST> {
+    #[inline]
+    fn pair(&self) {
+        let mut out = [0usize; BURST];
+        for slot in &mut out {
+            *slot = self.alloc.table_allocate().expect("a frame is free");
+        }
+        for &address in black_box(&out).iter().rev() {
+            self.alloc.free(address).expect("our own frame");
+        }
     }
 }
 
@@ -184,80 +285,9 @@ impl FreeListOnly {
 impl Pool for FreeListOnly {
     #[inline]
     fn pair(&self) {
-        let index = self.list.pop().expect("a frame is free");
+        let (index, _) = self.list.pop().expect("a frame is free");
         self.list.claim(black_box(index)).expect("held");
-        self.list.push(index);
-    }
-}
-
-/// FreeList plus the rundown reference the allocator takes per frame (CAS + fetch_sub):
-/// five locked RMWs per pair.
-pub struct FreeListRundown {
-    list: FreeList,
-    rundown: Rundown,
-}
-
-impl FreeListRundown {
-    /// A list of `frames` indices and an open rundown.
-    ///
-    /// # Panics
-    /// If the link array cannot be allocated.
-    #[must_use]
-    pub fn new(frames: u32) -> Self {
-        Self {
-            list: FreeList::new(frames).expect("memory"),
-            rundown: Rundown::new(),
-        }
-    }
-}
-
-impl Pool for FreeListRundown {
-    #[inline]
-    fn pair(&self) {
-        let out = self.rundown.try_acquire().expect("open");
-        let index = self.list.pop().expect("a frame is free");
-        black_box(out);
-        self.list.claim(black_box(index)).expect("held");
-        self.list.push(index);
-        black_box(self.rundown.release());
-    }
-}
-
-/// FreeList, rundown, and the three statistics the hot path keeps (allocations
-/// fetch_add, peak fetch_max, frees fetch_add): the allocator's eight locked RMWs per
-/// pair, without its other work.
-pub struct FreeListRundownStats {
-    list: FreeList,
-    rundown: Rundown,
-    stats: Stats,
-}
-
-impl FreeListRundownStats {
-    /// A list of `frames` indices, an open rundown and zeroed counters.
-    ///
-    /// # Panics
-    /// If the link array cannot be allocated.
-    #[must_use]
-    pub fn new(frames: u32) -> Self {
-        Self {
-            list: FreeList::new(frames).expect("memory"),
-            rundown: Rundown::new(),
-            stats: Stats::default(),
-        }
-    }
-}
-
-impl Pool for FreeListRundownStats {
-    #[inline]
-    fn pair(&self) {
-        let out = self.rundown.try_acquire().expect("open");
-        let index = self.list.pop().expect("a frame is free");
-        self.stats.bump(Counter::Allocation);
-        self.stats.saw_outstanding(out);
-        self.list.claim(black_box(index)).expect("held");
-        self.stats.bump(Counter::Free);
-        self.list.push(index);
-        black_box(self.rundown.release());
+        self.list.push(index).expect("open");
     }
 }
 
@@ -522,20 +552,20 @@ impl Pool for LocalStack {
 /// An allocator with every frame out but one address kept for the hand-off: each ALLOC
 /// finds the list empty and pends; the free of `held` hands the frame straight to it and
 /// completes the IRP, leaving the pool empty again.
-pub struct Handoff {
-    kernel: ModelKernel,
-    alloc: Allocator<ModelKernel>,
+pub struct Handoff<K: Kernel> {
+    kernel: K,
+    alloc: Allocator<K>,
     out: Vec<usize>,
 }
 
-impl Handoff {
+impl<K: Kernel> Handoff<K> {
     /// An allocator of `frames` frames, all taken.
     ///
     /// # Panics
     /// If the framing is refused.
     #[must_use]
     pub fn new(frames: u32) -> Self {
-        let kernel = shared_list_kernel(frames);
+        let kernel = shared_list_kernel::<K>(frames);
         let alloc = Allocator::create(kernel.clone(), &framing(frames)).expect("framing");
         let out = std::iter::from_fn(|| alloc.table_allocate().ok()).collect::<Vec<_>>();
         assert_eq!(out.len(), frames as usize);
@@ -548,12 +578,10 @@ impl Handoff {
         self.out[0]
     }
 
-    /// A kernel-mode ALLOC IRP with an (empty) cancel routine, as the dispatcher builds it.
+    /// A kernel-mode ALLOC request with a cancel routine, as the dispatcher builds it.
     #[must_use]
-    pub fn irp(&self) -> Irp {
-        let irp = self.kernel.new_irp(RequestorMode::Kernel, Vec::new(), 8);
-        irp.set_cancel_routine(Box::new(|_| {}));
-        irp
+    pub fn irp(&self) -> K::Request {
+        self.kernel.request()
     }
 
     /// ALLOC pends on the empty pool, then the free of [`Self::held`] completes it.
@@ -561,16 +589,9 @@ impl Handoff {
     /// # Panics
     /// If the ALLOC does not pend or the free is refused.
     #[inline]
-    pub fn pend_then_free(&self, irp: &Irp) {
+    pub fn pend_then_free(&self, irp: &K::Request) {
         assert_eq!(self.alloc.method_alloc(irp), AllocOutcome::Pended);
         self.alloc.free(black_box(self.held())).expect("held frame");
-    }
-
-    /// The model platform's share of the hand-off: what `complete_alloc` does to the IRP
-    /// (write the address, complete), without the allocator.
-    pub fn complete_only(&self, irp: &Irp) {
-        irp.write_output(&black_box(self.held()).to_le_bytes());
-        irp.complete(NtStatus::SUCCESS, 8);
     }
 
     /// Checks one hand-off end to end (outside any timing).
@@ -580,11 +601,20 @@ impl Handoff {
     pub fn verify(&self) {
         let irp = self.irp();
         self.pend_then_free(&irp);
-        assert_eq!(irp.allocated_frame(), Some(self.held()));
+        assert_eq!(K::allocated_frame(&irp), Some(self.held()));
     }
 }
 
-impl Drop for Handoff {
+impl Handoff<ModelKernel> {
+    /// The model platform's share of the hand-off: what `complete_alloc` does to the IRP
+    /// (write the address, complete), without the allocator.
+    pub fn complete_only(&self, irp: &Irp) {
+        irp.write_output(&black_box(self.held()).to_le_bytes());
+        irp.complete(NtStatus::SUCCESS, 8);
+    }
+}
+
+impl<K: Kernel> Drop for Handoff<K> {
     fn drop(&mut self) {
         for &address in &self.out {
             let _ = self.alloc.free(address);
@@ -594,26 +624,26 @@ impl Drop for Handoff {
 
 /// The ALLOC method when a frame is free (`AllocOutcome::Ready`) + free: the
 /// non-pending method path, for scale beside the hand-off.
-pub struct MethodReady {
-    alloc: Allocator<ModelKernel>,
-    irp: Irp,
+pub struct MethodReady<K: Kernel> {
+    alloc: Allocator<K>,
+    irp: K::Request,
 }
 
-impl MethodReady {
+impl<K: Kernel> MethodReady<K> {
     /// An allocator of `frames` frames, all free.
     ///
     /// # Panics
     /// If the framing is refused.
     #[must_use]
     pub fn new(frames: u32) -> Self {
-        let kernel = shared_list_kernel(frames);
+        let kernel = shared_list_kernel::<K>(frames);
         let alloc = Allocator::create(kernel.clone(), &framing(frames)).expect("framing");
-        let irp = kernel.new_irp(RequestorMode::Kernel, Vec::new(), 8);
+        let irp = kernel.request();
         Self { alloc, irp }
     }
 }
 
-impl Pool for MethodReady {
+impl<K: Kernel> Pool for MethodReady<K> {
     #[inline]
     fn pair(&self) {
         let AllocOutcome::Ready(address) = self.alloc.method_alloc(&self.irp) else {
@@ -623,27 +653,26 @@ impl Pool for MethodReady {
     }
 }
 
-/// The model platform's share of the magazine path: entering `with_processor` twice
-/// (the allocate and the free each do once), with nothing inside. On Windows the same
-/// step is `KfRaiseIrql` + `KeGetCurrentProcessorNumberEx` + `KeLowerIrql`.
-pub struct ModelProcessorOnly {
-    kernel: ModelKernel,
+/// A platform's share of the magazine path: entering `with_processor` twice (the
+/// allocate and the free each do once), with nothing inside. On Windows the same step
+/// is `KfRaiseIrql` + `KeGetCurrentProcessorNumberEx` + `KeLowerIrql`.
+pub struct ProcessorOnly<K: Kernel> {
+    kernel: K,
 }
 
-impl ModelProcessorOnly {
-    /// A two-processor model kernel.
+impl<K: Kernel> ProcessorOnly<K> {
+    /// A two-processor kernel.
     #[must_use]
     pub fn new(_frames: u32) -> Self {
         Self {
-            kernel: ModelKernel::with_processors(2),
+            kernel: K::with_processors(2),
         }
     }
 }
 
-impl Pool for ModelProcessorOnly {
+impl<K: Kernel> Pool for ProcessorOnly<K> {
     #[inline]
     fn pair(&self) {
-        use ksalloc_core::Platform;
         black_box(self.kernel.with_processor(black_box));
         black_box(self.kernel.with_processor(black_box));
     }
