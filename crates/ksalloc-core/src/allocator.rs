@@ -99,6 +99,26 @@ pub const MAX_CLIENT_EVENTS: usize = 16;
 /// magazine holds, so at most half the pool can sit in magazines.
 pub const MIN_FRAMES_PER_PROCESSOR: u32 = 2 * magazine::CAPACITY;
 
+/// The most per-processor slots an allocator keeps.
+///
+/// A larger [`Platform::processor_count`] means the platform has no processor index at all (the
+/// driver reports `u32::MAX` on kernels that export no processor-number routine, e.g.
+/// ReactOS amd64): then the allocator keeps no per-processor state, and every count goes
+/// to the shared counters, as for an index past the slots.
+pub const MAX_PROCESSOR_SLOTS: u32 = 4096;
+
+/// Per-processor slots for a platform reporting `reported` processors (see
+/// [`MAX_PROCESSOR_SLOTS`]).
+const fn processor_slots(reported: u32) -> u32 {
+    if reported > MAX_PROCESSOR_SLOTS {
+        0
+    } else if reported == 0 {
+        1
+    } else {
+        reported
+    }
+}
+
 /// What an ALLOC request came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllocOutcome {
@@ -244,9 +264,10 @@ impl<P: Platform> Allocator<P> {
         events
             .try_reserve_exact(MAX_CLIENT_EVENTS)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-        let processors = platform.processor_count().max(1);
-        let magazines_on = u64::from(framing.frames())
-            >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors);
+        let processors = processor_slots(platform.processor_count());
+        let magazines_on = processors != 0
+            && u64::from(framing.frames())
+                >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors);
         let mut magazines = Vec::new();
         magazines
             .try_reserve_exact(processors as usize)
@@ -1035,5 +1056,19 @@ impl<P: Platform> Drop for Allocator<P> {
             // budget charge stays, as the memory really is gone.
             core::mem::forget(memory);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{processor_slots, MAX_PROCESSOR_SLOTS};
+
+    #[test]
+    fn no_processor_index_means_no_per_processor_slots() {
+        assert_eq!(processor_slots(u32::MAX), 0, "wdm-nt's 'no index' sentinel");
+        assert_eq!(processor_slots(MAX_PROCESSOR_SLOTS + 1), 0);
+        assert_eq!(processor_slots(MAX_PROCESSOR_SLOTS), MAX_PROCESSOR_SLOTS);
+        assert_eq!(processor_slots(2), 2);
+        assert_eq!(processor_slots(0), 1);
     }
 }

@@ -13,9 +13,10 @@
 //! | `KeQueryMaximumProcessorCountEx` | ReactOS | `KeNumberProcessors` (data export) |
 //!
 //! Without any processor index the driver reports `u32::MAX` processors and the index
-//! `u32::MAX`: the core keeps per-processor magazines only for pools with
-//! `MIN_FRAMES_PER_PROCESSOR` frames per processor, so it keeps none, and an index past
-//! its magazines names none; every frame goes through the shared lock-free list.
+//! `u32::MAX`: past the core's `MAX_PROCESSOR_SLOTS`, so an allocator keeps no
+//! per-processor state at all (no magazines, no per-processor counters), and every frame
+//! and count goes through the shared list and counters. (Found on ReactOS: sizing
+//! per-processor slots by the sentinel made every allocator create fail.)
 
 use core::ffi::c_void;
 use core::ptr::null_mut;
