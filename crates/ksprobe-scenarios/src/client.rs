@@ -103,6 +103,11 @@ pub trait ProbeClient: Sync {
     /// A worker's failure, or a thread that could not be started.
     fn run_workers(&self, workers: u32, work: &Work<'_>) -> Result<(), Failure>;
 
+    /// Offers the processor to another ready thread (PASSIVE_LEVEL, inside
+    /// [`Self::run_workers`]' work): on one processor, where a thread would otherwise
+    /// run all its rounds in one quantum, this is what makes the workers interleave.
+    fn yield_now(&self);
+
     /// `KSPROPERTY_STREAMALLOCATOR_STATUS`.
     ///
     /// # Errors

@@ -878,8 +878,9 @@ struct Held {
 }
 
 /// One worker of [`threads_dispatch`]: `THREAD_ROUNDS` times, at DISPATCH_LEVEL,
-/// AllocateFrame, claim, write its tag; between rounds (PASSIVE_LEVEL, preemptible) it
-/// holds up to `THREAD_HOLD` frames; when full or refused, checks and frees its oldest.
+/// AllocateFrame, claim, write its tag; between rounds (PASSIVE_LEVEL, where it also
+/// yields the processor) it holds up to `THREAD_HOLD` frames; when full or refused,
+/// checks and frees its oldest.
 /// Returns its count of refused calls; gives back every frame it holds, also on failure.
 fn thread_worker<C: ProbeClient>(
     client: &C,
@@ -933,6 +934,8 @@ fn thread_worker<C: ProbeClient>(
                 refusals.fetch_add(1, Ordering::Relaxed); // A count; nothing to order.
             }
         }
+        // Holding frames at PASSIVE_LEVEL: let the others run into them.
+        client.yield_now();
         if got.is_none() || held.iter().all(Option::is_some) {
             // The oldest is at index 0: shift the rest down after it leaves.
             if let Some(oldest) = held[0].take() {
@@ -1013,6 +1016,15 @@ fn threads_dispatch<C: ProbeClient>(client: &C, config: &Config) -> Checked {
         )?;
     }
     rig.expect_allocated(0, "STATUS after the workers ended (got, expected)")?;
+    let refused = refusals.load(Ordering::Relaxed); // After the join, as above.
+    // Only a pool smaller than what the workers together hold must run dry.
+    let wanted = THREAD_WORKERS as usize * THREAD_HOLD;
+    ensure(
+        refused > 0 || wanted <= owners.frames.len(),
+        "the workers never overlapped: no AllocateFrame refused (refused, calls)",
+        refused.into(),
+        u64::from(THREAD_WORKERS * THREAD_ROUNDS),
+    )?;
     // The pool refills: every frame can be taken again, the same frames as before.
     let mut again = rig.fill_pool()?;
     again.sort_unstable();
@@ -1026,8 +1038,7 @@ fn threads_dispatch<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     let _ = core::fmt::write(
         &mut note,
         format_args!(
-            "{THREAD_WORKERS} threads x {THREAD_ROUNDS} AllocateFrame, {} refused",
-            refusals.load(Ordering::Relaxed) // After the join, as above.
+            "{THREAD_WORKERS} threads x {THREAD_ROUNDS} AllocateFrame, {refused} refused"
         ),
     );
     Ok(Extra {

@@ -109,6 +109,10 @@ impl ProbeClient for ModelProbe {
         ksalloc_model::driver::at_dispatch(f)
     }
 
+    fn yield_now(&self) {
+        std::thread::yield_now();
+    }
+
     fn run_workers(&self, workers: u32, work: &Work<'_>) -> Result<(), Failure> {
         // std threads: the model's IRQL is per thread, like a processor's.
         std::thread::scope(|scope| {
@@ -508,6 +512,10 @@ impl ProbeClient for Broken {
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {
         self.inner.at_dispatch(f)
+    }
+
+    fn yield_now(&self) {
+        self.inner.yield_now();
     }
 
     fn run_workers(&self, workers: u32, work: &Work<'_>) -> Result<(), Failure> {

@@ -668,6 +668,10 @@ impl ProbeClient for KernelClient {
         crate::workers::run(workers, work)
     }
 
+    fn yield_now(&self) {
+        crate::workers::yield_now();
+    }
+
     fn status(&self, allocator: &Object) -> Result<KsStreamAllocatorStatus, NtStatus> {
         let bytes: [u8; 32] = Self::get(
             allocator,

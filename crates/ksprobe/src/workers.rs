@@ -62,6 +62,13 @@ fn sleep_ms(ms: i64) {
     let _ = unsafe { nt::KeDelayExecutionThread(nt::KERNEL_MODE, 0, &raw mut interval) };
 }
 
+/// Offers the processor to another ready thread: `KeDelayExecutionThread` with a zero
+/// interval (what `Sleep(0)` does through `NtDelayExecution`; ReactOS and Wine treat a
+/// zero delay as a yield too). PASSIVE_LEVEL.
+pub fn yield_now() {
+    sleep_ms(0);
+}
+
 /// Runs `work(0..workers)` on as many system threads at once and waits for all of
 /// them. PASSIVE_LEVEL.
 ///
