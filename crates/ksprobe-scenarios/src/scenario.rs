@@ -898,10 +898,7 @@ fn thread_worker<C: ProbeClient>(
         let got = client.at_dispatch(|| -> Result<Option<Held>, Failure> {
             match client.table_allocate(table) {
                 Ok(frame) => {
-                    let slot = match owners.claim(frame, me) {
-                        Ok(slot) => slot,
-                        Err(f) => return Err(f),
-                    };
+                    let slot = owners.claim(frame, me)?;
                     let held = Held { frame, slot, tag };
                     if client.touch_frame(frame, touch, tag) {
                         Ok(Some(held))
@@ -1017,7 +1014,7 @@ fn threads_dispatch<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     }
     rig.expect_allocated(0, "STATUS after the workers ended (got, expected)")?;
     let refused = refusals.load(Ordering::Relaxed); // After the join, as above.
-    // Only a pool smaller than what the workers together hold must run dry.
+                                                    // Only a pool smaller than what the workers together hold must run dry.
     let wanted = THREAD_WORKERS as usize * THREAD_HOLD;
     ensure(
         refused > 0 || wanted <= owners.frames.len(),
@@ -1037,9 +1034,7 @@ fn threads_dispatch<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     let mut note = alloc::string::String::new();
     let _ = core::fmt::write(
         &mut note,
-        format_args!(
-            "{THREAD_WORKERS} threads x {THREAD_ROUNDS} AllocateFrame, {refused} refused"
-        ),
+        format_args!("{THREAD_WORKERS} threads x {THREAD_ROUNDS} AllocateFrame, {refused} refused"),
     );
     Ok(Extra {
         timings: None,

@@ -12,9 +12,9 @@ use ks_abi::NtStatus;
 use ksalloc_model::{
     FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel, RequestorMode,
 };
+use ksprobe_scenarios::client::Work;
 use ksprobe_scenarios::requests::{event_data, Buffer, IoctlCase, Mode};
 use ksprobe_scenarios::wire::{Request, Response};
-use ksprobe_scenarios::client::Work;
 use ksprobe_scenarios::{
     frame, run, Config, Failure, Outcome, ProbeClient, ScenarioId, ScenarioResult,
 };
@@ -116,14 +116,19 @@ impl ProbeClient for ModelProbe {
     fn run_workers(&self, workers: u32, work: &Work<'_>) -> Result<(), Failure> {
         // std threads: the model's IRQL is per thread, like a processor's.
         std::thread::scope(|scope| {
+            // Every thread is started before the first join: collected on purpose.
+            #[allow(clippy::needless_collect)]
             let threads: Vec<_> = (0..workers)
                 .map(|me| scope.spawn(move || work(me)))
                 .collect();
-            let results: Vec<_> = threads
-                .into_iter()
-                .map(|t| t.join().expect("a worker panicked"))
-                .collect();
-            results.into_iter().collect()
+            let mut outcome = Ok(());
+            for thread in threads {
+                let result = thread.join().expect("a worker panicked");
+                if outcome.is_ok() {
+                    outcome = result;
+                }
+            }
+            outcome
         })
     }
 
@@ -469,13 +474,17 @@ impl ProbeClient for Broken {
         };
         match self.fault {
             _ if duplicating => {
-                let mut duplicate = self.duplicate.lock().unwrap();
-                if let (Some(last), true) = *duplicate {
+                let again = {
+                    let mut duplicate = self.duplicate.lock().unwrap();
+                    let again = if duplicate.1 { duplicate.0 } else { None };
                     duplicate.1 = false;
+                    again
+                };
+                if let Some(last) = again {
                     return Ok(last);
                 }
                 let frame = self.inner.table_allocate(table)?;
-                *duplicate = (Some(frame), true);
+                *self.duplicate.lock().unwrap() = (Some(frame), true);
                 Ok(frame)
             }
             Fault::MisalignedFrame => self.inner.table_allocate(table).map(|f| f + 1),
@@ -500,7 +509,8 @@ impl ProbeClient for Broken {
         *self.duplicate.lock().unwrap() = (None, false);
         // Scaffolding, not the fault: give the kept frames back for real so the
         // model kernel can be checked for leaks afterwards.
-        for frame in std::mem::take(&mut *self.swallowed.lock().unwrap()) {
+        let swallowed = std::mem::take(&mut *self.swallowed.lock().unwrap());
+        for frame in swallowed {
             self.inner.table_free(&table, frame);
         }
         self.inner.release_table(table);
@@ -669,10 +679,19 @@ fn a_frame_handed_out_twice_fails_alloc_free_dispatch() {
 #[test]
 fn a_frame_handed_to_two_threads_fails_threads_dispatch() {
     let (reason, values, _) = fails_with(Fault::DuplicateInWorkers, ScenarioId::ThreadsDispatch);
-    assert!(reason.starts_with("frame handed out twice at once"), "{reason}");
-    assert!(values[0] >= 1 && values[0] <= 4 && values[1] < 4, "{values:?}");
+    assert!(
+        reason.starts_with("frame handed out twice at once"),
+        "{reason}"
+    );
+    assert!(
+        values[0] >= 1 && values[0] <= 4 && values[1] < 4,
+        "{values:?}"
+    );
     let (reason, _, _) = fails_with(Fault::DuplicateFrame, ScenarioId::ThreadsDispatch);
-    assert!(reason.starts_with("filling the pool handed a frame out twice"), "{reason}");
+    assert!(
+        reason.starts_with("filling the pool handed a frame out twice"),
+        "{reason}"
+    );
     let (reason, values, _) = fails_with(Fault::FreeDoesNothing, ScenarioId::ThreadsDispatch);
     assert_eq!(reason, "STATUS before the workers (got, expected)");
     assert_eq!(values, [8, 0]);

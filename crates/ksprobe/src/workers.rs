@@ -105,10 +105,11 @@ pub fn run(workers: u32, work: &Work<'_>) -> Result<(), Failure> {
             )
         };
         if !nt::nt_success(status) {
-            started = Err(
-                Failure::status("PsCreateSystemThread failed (worker)", NtStatus(status))
-                    .with_values(u64::from(slot.index), 0),
-            );
+            started = Err(Failure::status(
+                "PsCreateSystemThread failed (worker)",
+                NtStatus(status),
+            )
+            .with_values(u64::from(slot.index), 0));
             break;
         }
         let mut thread: nt::PVOID = null_mut();
