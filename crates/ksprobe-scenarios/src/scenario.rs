@@ -827,6 +827,11 @@ pub const THREAD_ROUNDS: u32 = 2000;
 const THREAD_HOLD: usize = 3;
 /// Bytes of each frame a worker writes its tag over and checks.
 const THREAD_TOUCH: usize = 256;
+/// How long a worker waits at the start gate for the others, in ns: the gate makes
+/// them start their rounds together (a thread can finish all its rounds before the next
+/// one is even created); the bound keeps a thread that never started from blocking
+/// the others.
+const THREAD_GATE_NS: u64 = 2_000_000_000;
 /// Owner slot value of a frame nobody holds.
 const NO_OWNER: u32 = 0;
 
@@ -888,7 +893,16 @@ fn thread_worker<C: ProbeClient>(
     owners: &Owners,
     me: u32,
     refusals: &AtomicU32,
+    gate: &AtomicU32,
 ) -> Result<(), Failure> {
+    // Relaxed: the gate only times the start; the frames are ordered by `Owners`.
+    gate.fetch_add(1, Ordering::Relaxed);
+    let opened = client.now_ns();
+    while gate.load(Ordering::Relaxed) < THREAD_WORKERS
+        && client.now_ns().saturating_sub(opened) < THREAD_GATE_NS
+    {
+        client.yield_now();
+    }
     let touch = THREAD_TOUCH;
     let mut held: [Option<Held>; THREAD_HOLD] = [None; THREAD_HOLD];
     let mut outcome = Ok(());
@@ -998,9 +1012,9 @@ fn threads_dispatch<C: ProbeClient>(client: &C, config: &Config) -> Checked {
         owner: frames.iter().map(|_| AtomicU32::new(NO_OWNER)).collect(),
         frames,
     };
-    let refusals = AtomicU32::new(0);
+    let (refusals, gate) = (AtomicU32::new(0), AtomicU32::new(0));
     let table = rig.table()?;
-    let work = |me: u32| thread_worker(client, table, &owners, me, &refusals);
+    let work = |me: u32| thread_worker(client, table, &owners, me, &refusals, &gate);
     client.run_workers(THREAD_WORKERS, &work)?;
     for (slot, owner) in owners.owner.iter().enumerate() {
         // Relaxed: run_workers returned after every worker ended (a join).
