@@ -4,6 +4,10 @@ use ks_abi::ks::{KsAllocatorFraming, KsStreamAllocatorStatus};
 use ks_abi::NtStatus;
 
 use crate::requests::IoctlCase;
+use crate::result::Failure;
+
+/// The work [`ProbeClient::run_workers`] runs on each thread, given the worker's index.
+pub type Work<'a> = dyn Fn(u32) -> Result<(), Failure> + Sync + 'a;
 
 /// A kernel-mode KS client of the ksalloc filter.
 ///
@@ -11,13 +15,18 @@ use crate::requests::IoctlCase;
 /// own their handles' lifetimes: the scenarios hand every handle, table, pending
 /// request and event back exactly once (`close`, `release_table`, `release_pending`,
 /// `destroy_event`), also on failure paths.
-pub trait ProbeClient {
+///
+/// A client is `Sync` and so is its table: [`Self::run_workers`] calls the table
+/// routines, [`Self::at_dispatch`], [`Self::touch_frame`], [`Self::verify_frame`] and
+/// [`Self::now_ns`] from several threads at once.
+pub trait ProbeClient: Sync {
     /// An open file handle: the filter, a pin or an allocator.
     type Handle;
     /// The allocator's function table (`KSSTREAMALLOCATOR_FUNCTIONTABLE`) together with
     /// the allocator's file object, referenced, which the routines take as argument.
-    /// It stays usable after the allocator handle is closed, until released.
-    type Table;
+    /// It stays usable after the allocator handle is closed, until released, and its
+    /// routines may be called from any number of threads at once.
+    type Table: Sync;
     /// An `IOCTL_KS_METHOD` ALLOC request that was sent and may still be pending.
     type Pending;
     /// A notification event a FREEFRAME registration can signal.
@@ -83,6 +92,21 @@ pub trait ProbeClient {
     /// table routines, [`Self::touch_frame`], [`Self::verify_frame`] and
     /// [`Self::now_ns`] may be called.
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R;
+
+    /// Runs `work(0)` .. `work(workers - 1)` each on its own thread (system threads in
+    /// the kernel), all at once, at PASSIVE_LEVEL, and returns when every one has ended:
+    /// `Ok` if all returned `Ok`, else the failure of the lowest-numbered worker that
+    /// failed. Only the calls [`Self::at_dispatch`] allows, and `at_dispatch` itself,
+    /// may be made from `work`.
+    ///
+    /// # Errors
+    /// A worker's failure, or a thread that could not be started.
+    fn run_workers(&self, workers: u32, work: &Work<'_>) -> Result<(), Failure>;
+
+    /// Offers the processor to another ready thread (PASSIVE_LEVEL, inside
+    /// [`Self::run_workers`]' work): on one processor, where a thread would otherwise
+    /// run all its rounds in one quantum, this is what makes the workers interleave.
+    fn yield_now(&self);
 
     /// `KSPROPERTY_STREAMALLOCATOR_STATUS`.
     ///

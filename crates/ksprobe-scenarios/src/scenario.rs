@@ -1,6 +1,7 @@
 //! The scenarios, their names, their configuration, and how to run them.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use ks_abi::ks::{allocator_flags, file_alignment, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
@@ -44,11 +45,15 @@ pub enum ScenarioId {
     /// [`crate::requests`], each answered with its documented status, none changing the
     /// allocator's STATUS, the driver serving on after bad addresses.
     BadRequests,
+    /// Several threads allocate, write, hold, check and free frames through the table
+    /// at DISPATCH_LEVEL at once: no frame is handed to two holders, none comes back
+    /// changed, every one comes home (STATUS 0) and the pool refills with the same frames.
+    ThreadsDispatch,
 }
 
 impl ScenarioId {
     /// Every scenario, in run order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::OpenChain,
         Self::FunctionTable,
         Self::AllocFreeDispatch,
@@ -60,6 +65,7 @@ impl ScenarioId {
         Self::ParentClosedFirst,
         Self::TimeAllocFree,
         Self::BadRequests,
+        Self::ThreadsDispatch,
     ];
 
     /// The name used on the command line and in reports.
@@ -77,6 +83,7 @@ impl ScenarioId {
             Self::ParentClosedFirst => "parent_closed_first",
             Self::TimeAllocFree => "time_alloc_free",
             Self::BadRequests => "bad_requests",
+            Self::ThreadsDispatch => "threads_dispatch",
         }
     }
 
@@ -102,6 +109,9 @@ impl ScenarioId {
             Self::TimeAllocFree => "AllocateFrame + FreeFrame pair latency at DISPATCH_LEVEL",
             Self::BadRequests => {
                 "catalogue IOCTLs and user-mode bad pointers get their documented status"
+            }
+            Self::ThreadsDispatch => {
+                "threads share the table at DISPATCH_LEVEL: no frame twice, all come home"
             }
         }
     }
@@ -258,6 +268,7 @@ pub fn run<C: ProbeClient>(client: &C, id: ScenarioId, config: &Config) -> Scena
             ScenarioId::ParentClosedFirst => parent_closed_first(client, config),
             ScenarioId::TimeAllocFree => time_alloc_free(client, config),
             ScenarioId::BadRequests => bad_requests(client, config),
+            ScenarioId::ThreadsDispatch => threads_dispatch(client, config),
         },
     };
     let elapsed_ns = client.now_ns().saturating_sub(start);
@@ -804,6 +815,244 @@ fn time_alloc_free<C: ProbeClient>(client: &C, config: &Config) -> Checked {
     Ok(Extra {
         timings: Timings::from_samples(&mut samples),
         note: Text::new("timings: one AllocateFrame + FreeFrame pair"),
+    })
+}
+
+/// Threads [`ScenarioId::ThreadsDispatch`] starts.
+pub const THREAD_WORKERS: u32 = 4;
+/// AllocateFrame calls each of them makes.
+pub const THREAD_ROUNDS: u32 = 2000;
+/// Frames a worker holds at most: together the workers want more than a small pool
+/// has, so they contend and some AllocateFrame calls are refused.
+const THREAD_HOLD: usize = 3;
+/// Bytes of each frame a worker writes its tag over and checks.
+const THREAD_TOUCH: usize = 256;
+/// How long a worker waits at the start gate for the others, in ns: the gate makes
+/// them start their rounds together (a thread can finish all its rounds before the next
+/// one is even created); the bound keeps a thread that never started from blocking
+/// the others.
+const THREAD_GATE_NS: u64 = 2_000_000_000;
+/// Owner slot value of a frame nobody holds.
+const NO_OWNER: u32 = 0;
+
+/// What the workers share: the pool's frames (sorted) and who holds each.
+struct Owners {
+    frames: Vec<usize>,
+    owner: Vec<AtomicU32>,
+}
+
+impl Owners {
+    /// Marks `frame` held by worker `me`; fails if it is no frame of the pool or
+    /// someone else holds it.
+    fn claim(&self, frame: usize, me: u32) -> Result<usize, Failure> {
+        let slot = self.frames.binary_search(&frame).map_err(|_| {
+            Failure::new("AllocateFrame returned a frame outside the pool (frame, worker)")
+                .with_values(frame as u64, u64::from(me))
+        })?;
+        // AcqRel on success: this holder's writes to the frame come after the previous
+        // holder's release below (Release there, Acquire here); Acquire on failure to
+        // read the other holder's mark.
+        self.owner[slot]
+            .compare_exchange(NO_OWNER, me + 1, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| slot)
+            .map_err(|other| {
+                Failure::new("frame handed out twice at once (holding worker + 1, worker)")
+                    .with_values(u64::from(other), u64::from(me))
+            })
+    }
+
+    /// Gives slot `slot` up before the frame goes back to the allocator.
+    fn release(&self, slot: usize, me: u32) -> Result<(), Failure> {
+        // Release: this holder's writes happen before the next holder's claim.
+        self.owner[slot]
+            .compare_exchange(me + 1, NO_OWNER, Ordering::Release, Ordering::Relaxed)
+            .map(|_| ())
+            .map_err(|other| {
+                Failure::new("frame taken over while held (other worker + 1, worker)")
+                    .with_values(u64::from(other), u64::from(me))
+            })
+    }
+}
+
+/// A frame a worker holds: its address, its owner slot, the tag written into it.
+#[derive(Clone, Copy)]
+struct Held {
+    frame: usize,
+    slot: usize,
+    tag: u8,
+}
+
+/// One worker of [`threads_dispatch`]: `THREAD_ROUNDS` times, at DISPATCH_LEVEL,
+/// AllocateFrame, claim, write its tag; between rounds (PASSIVE_LEVEL, where it also
+/// yields the processor) it holds up to `THREAD_HOLD` frames; when full or refused,
+/// checks and frees its oldest.
+/// Returns its count of refused calls; gives back every frame it holds, also on failure.
+fn thread_worker<C: ProbeClient>(
+    client: &C,
+    table: &C::Table,
+    owners: &Owners,
+    me: u32,
+    refusals: &AtomicU32,
+    gate: &AtomicU32,
+) -> Result<(), Failure> {
+    // Relaxed: the gate only times the start; the frames are ordered by `Owners`.
+    gate.fetch_add(1, Ordering::Relaxed);
+    let opened = client.now_ns();
+    while gate.load(Ordering::Relaxed) < THREAD_WORKERS
+        && client.now_ns().saturating_sub(opened) < THREAD_GATE_NS
+    {
+        client.yield_now();
+    }
+    let touch = THREAD_TOUCH;
+    let mut held: [Option<Held>; THREAD_HOLD] = [None; THREAD_HOLD];
+    let mut outcome = Ok(());
+    for round in 0..THREAD_ROUNDS {
+        #[allow(clippy::cast_possible_truncation)] // a tag byte: wraps on purpose.
+        let tag = (me.wrapping_mul(61).wrapping_add(round.wrapping_mul(7))) as u8;
+        let got = client.at_dispatch(|| -> Result<Option<Held>, Failure> {
+            match client.table_allocate(table) {
+                Ok(frame) => {
+                    let slot = owners.claim(frame, me)?;
+                    let held = Held { frame, slot, tag };
+                    if client.touch_frame(frame, touch, tag) {
+                        Ok(Some(held))
+                    } else {
+                        give_back(client, table, owners, held, me)?;
+                        Err(Failure::new("frame not writable (frame, worker)")
+                            .with_values(frame as u64, u64::from(me)))
+                    }
+                }
+                Err(NtStatus::INSUFFICIENT_RESOURCES) => Ok(None),
+                Err(s) => Err(Failure::status("AllocateFrame failed in a worker", s)),
+            }
+        });
+        let got = match got {
+            Ok(got) => got,
+            Err(f) => {
+                outcome = Err(f);
+                break;
+            }
+        };
+        let free_slot = held.iter().position(Option::is_none);
+        match (got, free_slot) {
+            (Some(h), Some(i)) => held[i] = Some(h),
+            (Some(h), None) => {
+                // Cannot happen (a full hand frees first), but never lose a frame.
+                outcome = client.at_dispatch(|| give_back(client, table, owners, h, me));
+                break;
+            }
+            (None, _) => {
+                refusals.fetch_add(1, Ordering::Relaxed); // A count; nothing to order.
+            }
+        }
+        // Holding frames at PASSIVE_LEVEL: let the others run into them.
+        client.yield_now();
+        if got.is_none() || held.iter().all(Option::is_some) {
+            // The oldest is at index 0: shift the rest down after it leaves.
+            if let Some(oldest) = held[0].take() {
+                held.rotate_left(1);
+                let checked = client.at_dispatch(|| {
+                    let kept = client.verify_frame(oldest.frame, touch, oldest.tag);
+                    give_back(client, table, owners, oldest, me)?;
+                    ensure(
+                        kept,
+                        "frame changed while its worker held it (frame, worker)",
+                        oldest.frame as u64,
+                        u64::from(me),
+                    )
+                });
+                if let Err(f) = checked {
+                    outcome = Err(f);
+                    break;
+                }
+            }
+        }
+    }
+    for h in held.into_iter().flatten() {
+        let back = client.at_dispatch(|| give_back(client, table, owners, h, me));
+        if outcome.is_ok() {
+            outcome = back;
+        }
+    }
+    outcome
+}
+
+/// Releases `held`'s owner slot, then FreeFrame. DISPATCH_LEVEL.
+fn give_back<C: ProbeClient>(
+    client: &C,
+    table: &C::Table,
+    owners: &Owners,
+    held: Held,
+    me: u32,
+) -> Result<(), Failure> {
+    let released = owners.release(held.slot, me);
+    client.table_free(table, held.frame);
+    released
+}
+
+fn threads_dispatch<C: ProbeClient>(client: &C, config: &Config) -> Checked {
+    let mut rig = Rig::open(client, config)?;
+    rig.take_table()?;
+    // The pool's frames, learnt by taking them all once.
+    let mut frames = rig.fill_pool()?;
+    for &frame in &frames {
+        client.at_dispatch(|| rig.table_free(frame));
+    }
+    rig.expect_allocated(0, "STATUS before the workers (got, expected)")?;
+    frames.sort_unstable();
+    let taken = frames.len();
+    frames.dedup();
+    ensure(
+        frames.len() == taken,
+        "filling the pool handed a frame out twice (distinct, taken)",
+        frames.len() as u64,
+        taken as u64,
+    )?;
+    let owners = Owners {
+        owner: frames.iter().map(|_| AtomicU32::new(NO_OWNER)).collect(),
+        frames,
+    };
+    let (refusals, gate) = (AtomicU32::new(0), AtomicU32::new(0));
+    let table = rig.table()?;
+    let work = |me: u32| thread_worker(client, table, &owners, me, &refusals, &gate);
+    client.run_workers(THREAD_WORKERS, &work)?;
+    for (slot, owner) in owners.owner.iter().enumerate() {
+        // Relaxed: run_workers returned after every worker ended (a join).
+        let owner = owner.load(Ordering::Relaxed);
+        ensure(
+            owner == NO_OWNER,
+            "a frame still marked held after the workers (slot, worker + 1)",
+            slot as u64,
+            owner.into(),
+        )?;
+    }
+    rig.expect_allocated(0, "STATUS after the workers ended (got, expected)")?;
+    let refused = refusals.load(Ordering::Relaxed); // After the join, as above.
+                                                    // Only a pool smaller than what the workers together hold must run dry.
+    let wanted = THREAD_WORKERS as usize * THREAD_HOLD;
+    ensure(
+        refused > 0 || wanted <= owners.frames.len(),
+        "the workers never overlapped: no AllocateFrame refused (refused, calls)",
+        refused.into(),
+        u64::from(THREAD_WORKERS * THREAD_ROUNDS),
+    )?;
+    // The pool refills: every frame can be taken again, the same frames as before.
+    let mut again = rig.fill_pool()?;
+    again.sort_unstable();
+    ensure(
+        again == owners.frames,
+        "the pool refilled with other frames (frames, expected)",
+        again.len() as u64,
+        owners.frames.len() as u64,
+    )?;
+    let mut note = alloc::string::String::new();
+    let _ = core::fmt::write(
+        &mut note,
+        format_args!("{THREAD_WORKERS} threads x {THREAD_ROUNDS} AllocateFrame, {refused} refused"),
+    );
+    Ok(Extra {
+        timings: None,
+        note: Text::new(&note),
     })
 }
 

@@ -3,8 +3,8 @@
 //! behind, and deliberately broken clients make the scenario that guards against their
 //! fault fail (so the scenarios can fail at all).
 
-use std::cell::{Cell, RefCell};
-use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ks_abi::ks::{eventf, KsAllocatorFraming, KsStreamAllocatorStatus};
@@ -12,9 +12,12 @@ use ks_abi::NtStatus;
 use ksalloc_model::{
     FunctionTable, Handle, Irp, KsClient, ModelDriver, ModelEvent, ModelKernel, RequestorMode,
 };
+use ksprobe_scenarios::client::Work;
 use ksprobe_scenarios::requests::{event_data, Buffer, IoctlCase, Mode};
 use ksprobe_scenarios::wire::{Request, Response};
-use ksprobe_scenarios::{frame, run, Config, Outcome, ProbeClient, ScenarioId, ScenarioResult};
+use ksprobe_scenarios::{
+    frame, run, Config, Failure, Outcome, ProbeClient, ScenarioId, ScenarioResult,
+};
 
 /// [`ProbeClient`] over the model's kernel-mode `KsClient`.
 struct ModelProbe {
@@ -104,6 +107,29 @@ impl ProbeClient for ModelProbe {
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {
         ksalloc_model::driver::at_dispatch(f)
+    }
+
+    fn yield_now(&self) {
+        std::thread::yield_now();
+    }
+
+    fn run_workers(&self, workers: u32, work: &Work<'_>) -> Result<(), Failure> {
+        // std threads: the model's IRQL is per thread, like a processor's.
+        std::thread::scope(|scope| {
+            // Every thread is started before the first join: collected on purpose.
+            #[allow(clippy::needless_collect)]
+            let threads: Vec<_> = (0..workers)
+                .map(|me| scope.spawn(move || work(me)))
+                .collect();
+            let mut outcome = Ok(());
+            for thread in threads {
+                let result = thread.join().expect("a worker panicked");
+                if outcome.is_ok() {
+                    outcome = result;
+                }
+            }
+            outcome
+        })
     }
 
     fn status(&self, allocator: &Handle) -> Result<KsStreamAllocatorStatus, NtStatus> {
@@ -247,6 +273,7 @@ passes! {
     parent_closed_first_passes => ParentClosedFirst,
     time_alloc_free_passes => TimeAllocFree,
     bad_requests_passes => BadRequests,
+    threads_dispatch_passes => ThreadsDispatch,
 }
 
 #[test]
@@ -367,6 +394,9 @@ fn a_failed_open_is_reported_with_its_status() {
 enum Fault {
     /// Every second AllocateFrame hands out the previous frame again.
     DuplicateFrame,
+    /// Like `DuplicateFrame`, but only while `run_workers` runs: one thread gets the
+    /// frame another holds.
+    DuplicateInWorkers,
     /// AllocateFrame returns the frame address plus one.
     MisalignedFrame,
     /// FreeFrame keeps the frame (returned for real only when the table is released,
@@ -386,9 +416,12 @@ enum Fault {
 struct Broken {
     inner: ModelProbe,
     fault: Fault,
-    last: Cell<Option<usize>>,
-    repeat_next: Cell<bool>,
-    swallowed: RefCell<Vec<usize>>,
+    /// (last frame handed out, whether to hand it out again): a Mutex, as the
+    /// client is shared by `run_workers`' threads.
+    duplicate: Mutex<(Option<usize>, bool)>,
+    swallowed: Mutex<Vec<usize>>,
+    /// Whether `run_workers` is running.
+    in_workers: std::sync::atomic::AtomicBool,
 }
 
 impl Broken {
@@ -396,9 +429,9 @@ impl Broken {
         Self {
             inner: ModelProbe::new(),
             fault,
-            last: Cell::new(None),
-            repeat_next: Cell::new(false),
-            swallowed: RefCell::new(Vec::new()),
+            duplicate: Mutex::new((None, false)),
+            swallowed: Mutex::new(Vec::new()),
+            in_workers: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -434,15 +467,24 @@ impl ProbeClient for Broken {
     }
 
     fn table_allocate(&self, table: &ModelTable) -> Result<usize, NtStatus> {
+        let duplicating = match self.fault {
+            Fault::DuplicateFrame => true,
+            Fault::DuplicateInWorkers => self.in_workers.load(SeqCst),
+            _ => false,
+        };
         match self.fault {
-            Fault::DuplicateFrame => {
-                if let (true, Some(last)) = (self.repeat_next.get(), self.last.get()) {
-                    self.repeat_next.set(false);
+            _ if duplicating => {
+                let again = {
+                    let mut duplicate = self.duplicate.lock().unwrap();
+                    let again = if duplicate.1 { duplicate.0 } else { None };
+                    duplicate.1 = false;
+                    again
+                };
+                if let Some(last) = again {
                     return Ok(last);
                 }
                 let frame = self.inner.table_allocate(table)?;
-                self.last.set(Some(frame));
-                self.repeat_next.set(true);
+                *self.duplicate.lock().unwrap() = (Some(frame), true);
                 Ok(frame)
             }
             Fault::MisalignedFrame => self.inner.table_allocate(table).map(|f| f + 1),
@@ -455,7 +497,7 @@ impl ProbeClient for Broken {
 
     fn table_free(&self, table: &ModelTable, frame: usize) {
         match self.fault {
-            Fault::FreeDoesNothing => self.swallowed.borrow_mut().push(frame),
+            Fault::FreeDoesNothing => self.swallowed.lock().unwrap().push(frame),
             Fault::MisalignedFrame => self.inner.table_free(table, frame - 1),
             _ => self.inner.table_free(table, frame),
         }
@@ -464,11 +506,11 @@ impl ProbeClient for Broken {
     fn release_table(&self, table: ModelTable) {
         // A duplicated frame belongs to this table's allocator only: forget it, so a
         // later scenario never touches a frame of an allocator that is gone.
-        self.last.set(None);
-        self.repeat_next.set(false);
+        *self.duplicate.lock().unwrap() = (None, false);
         // Scaffolding, not the fault: give the kept frames back for real so the
         // model kernel can be checked for leaks afterwards.
-        for frame in self.swallowed.take() {
+        let swallowed = std::mem::take(&mut *self.swallowed.lock().unwrap());
+        for frame in swallowed {
             self.inner.table_free(&table, frame);
         }
         self.inner.release_table(table);
@@ -480,6 +522,17 @@ impl ProbeClient for Broken {
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {
         self.inner.at_dispatch(f)
+    }
+
+    fn yield_now(&self) {
+        self.inner.yield_now();
+    }
+
+    fn run_workers(&self, workers: u32, work: &Work<'_>) -> Result<(), Failure> {
+        self.in_workers.store(true, SeqCst);
+        let result = self.inner.run_workers(workers, work);
+        self.in_workers.store(false, SeqCst);
+        result
     }
 
     fn status(&self, allocator: &Handle) -> Result<KsStreamAllocatorStatus, NtStatus> {
@@ -621,6 +674,40 @@ fn a_frame_handed_out_twice_fails_alloc_free_dispatch() {
     let (reason, values, _) = fails_with(Fault::DuplicateFrame, ScenarioId::AllocFreeDispatch);
     assert_eq!(reason, "frame handed out twice (frame indices)");
     assert_eq!(values, [0, 1], "the second frame repeats the first");
+}
+
+#[test]
+fn a_frame_handed_to_two_threads_fails_threads_dispatch() {
+    let (reason, values, _) = fails_with(Fault::DuplicateInWorkers, ScenarioId::ThreadsDispatch);
+    assert!(
+        reason.starts_with("frame handed out twice at once"),
+        "{reason}"
+    );
+    assert!(
+        values[0] >= 1 && values[0] <= 4 && values[1] < 4,
+        "{values:?}"
+    );
+    let (reason, _, _) = fails_with(Fault::DuplicateFrame, ScenarioId::ThreadsDispatch);
+    assert!(
+        reason.starts_with("filling the pool handed a frame out twice"),
+        "{reason}"
+    );
+    let (reason, values, _) = fails_with(Fault::FreeDoesNothing, ScenarioId::ThreadsDispatch);
+    assert_eq!(reason, "STATUS before the workers (got, expected)");
+    assert_eq!(values, [8, 0]);
+}
+
+#[test]
+fn the_threads_contend_and_are_refused_sometimes() {
+    let result = run_on_model(ScenarioId::ThreadsDispatch, &Config::DEFAULT);
+    assert!(result.passed(), "{result:?}");
+    let note = result.note.as_str();
+    let refused: u32 = note
+        .strip_prefix("4 threads x 2000 AllocateFrame, ")
+        .and_then(|n| n.strip_suffix(" refused"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{note}"));
+    assert!(refused > 0 && refused < 8000, "{note}");
 }
 
 #[test]

@@ -66,6 +66,12 @@ pub struct Table {
     file: nt::PFILE_OBJECT,
 }
 
+// SAFETY: the table is two routine addresses and a referenced file object; ksalloc's
+// AllocateFrame and FreeFrame may be called from any thread at once at <= DISPATCH_LEVEL
+// (the KS function table contract, MS page "KSSTREAMALLOCATOR_FUNCTIONTABLE"), and the
+// reference is only dropped by `release_table`, which takes the table by value.
+unsafe impl Sync for Table {}
+
 /// The state of one ALLOC request, in pool that does not move while the IRP is out:
 /// the I/O manager writes `iosb` and signals `event`, ksalloc writes `frame`.
 #[repr(C)]
@@ -652,6 +658,18 @@ impl ProbeClient for KernelClient {
 
     fn at_dispatch<R>(&self, f: impl FnOnce() -> R) -> R {
         Self::dispatch(f)
+    }
+
+    fn run_workers(
+        &self,
+        workers: u32,
+        work: &ksprobe_scenarios::client::Work<'_>,
+    ) -> Result<(), ksprobe_scenarios::Failure> {
+        crate::workers::run(workers, work)
+    }
+
+    fn yield_now(&self) {
+        crate::workers::yield_now();
     }
 
     fn status(&self, allocator: &Object) -> Result<KsStreamAllocatorStatus, NtStatus> {

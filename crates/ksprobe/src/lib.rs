@@ -16,6 +16,7 @@
 //! | `client` | `ProbeClient` over the kernel: the KS client the scenarios drive |
 //! | `raw` | raw KS IOCTLs as a case of `ksprobe_scenarios::requests` says (user or kernel requestor) |
 //! | `driver` | DriverEntry, the control device, CREATE / CLEANUP / CLOSE / DEVICE_CONTROL |
+//! | `workers` | `run_workers`: one system thread per worker, joined on its thread object |
 //! | `standin` | the cross-build's stand-in for the I/O manager's file objects (Wine) |
 //!
 //! Without the `wdk` or `cross` feature (every Linux host build) the package is an
@@ -44,3 +45,5 @@ mod nt;
 mod raw;
 #[cfg(nt_source = "mingw")]
 mod standin;
+#[cfg(driver)]
+mod workers;
