@@ -147,8 +147,9 @@ impl Drop for Memory {
     }
 }
 
-/// Completion routine: signals the sender and keeps the IRP.
-unsafe extern "C" fn completed(
+/// Completion routine: signals the sender's event (`context`) and keeps the IRP (the
+/// sender frees it). Also the stand-in's (standin.rs).
+pub(crate) unsafe extern "C" fn completed(
     _device: nt::PDEVICE_OBJECT,
     _irp: nt::PIRP,
     context: nt::PVOID,

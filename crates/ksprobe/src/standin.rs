@@ -303,17 +303,6 @@ unsafe fn free(block: *mut Block) {
     drop(unsafe { Box::from_raw(block) });
 }
 
-/// Completion routine: signals the sender and keeps the IRP (the sender frees it).
-unsafe extern "C" fn completed(
-    _device: nt::PDEVICE_OBJECT,
-    _irp: nt::PIRP,
-    context: nt::PVOID,
-) -> nt::NTSTATUS {
-    // SAFETY: `context` is the sender's event, which it waits on before it goes away.
-    unsafe { nt::KeSetEvent(context.cast(), 0, 0) };
-    nt::STATUS_MORE_PROCESSING_REQUIRED
-}
-
 /// Sends one IRP_MJ_CREATE / CLEANUP / CLOSE for `file` and waits for it. PASSIVE_LEVEL.
 ///
 /// # Safety
@@ -350,7 +339,7 @@ unsafe fn send(device: nt::PDEVICE_OBJECT, file: nt::PFILE_OBJECT, major: usize)
     next.MajorFunction = major;
     next.FileObject = file;
     // IoSetCompletionRoutine(irp, completed, &event, TRUE, TRUE, TRUE).
-    next.CompletionRoutine = Some(completed);
+    next.CompletionRoutine = Some(crate::raw::completed);
     next.Context = (&raw mut event).cast();
     next.Control = nt::SL_INVOKE_ALWAYS;
     // SAFETY: a set-up IRP for a live device.
