@@ -150,6 +150,18 @@ fn expected_allocator(name: &[u8]) -> Result<KsAllocatorFraming, NtStatus> {
     }
 }
 
+/// A valid framing is still refused when its frames do not fit what is left of the
+/// driver-wide budget (the graph's own allocator already holds some of it).
+fn within_budget(graph: &Graph, raw: KsAllocatorFraming) -> Result<KsAllocatorFraming, NtStatus> {
+    let bytes = Framing::validate(&raw).map_or(0, |f| f.total_bytes());
+    let budget = graph.kernel.frame_budget();
+    if bytes > budget.limit() - budget.in_use() {
+        Err(NtStatus::INSUFFICIENT_RESOURCES)
+    } else {
+        Ok(raw)
+    }
+}
+
 /// Target `create_allocator`.
 ///
 /// # Panics
@@ -164,7 +176,7 @@ pub fn run_allocator(bytes: &[u8]) {
     let graph = Graph::new();
     let blocks = graph.kernel.live_blocks();
     let files = graph.kernel.live_files();
-    let expected = expected_allocator(&name);
+    let expected = expected_allocator(&name).and_then(|raw| within_budget(&graph, raw));
     let created = graph.client.driver().create(Some(&graph.pin), &name);
     match (&created, &expected) {
         (Ok(handle), Ok(raw)) => check_allocator(&graph, handle, raw),

@@ -324,3 +324,13 @@ mod kernel_address_check {
         graph.teardown();
     }
 }
+
+/// libFuzzer's find in CI (create_allocator, 2026-12-04): 4 frames of 64 MiB is a valid
+/// framing of exactly the budget, refused because the graph's own allocator already
+/// holds part of it. The oracle must expect STATUS_INSUFFICIENT_RESOURCES.
+#[test]
+fn a_create_past_the_remaining_budget_is_refused() {
+    crate::create::run_allocator(&[
+        32, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+}
