@@ -89,41 +89,17 @@ pub fn resolve_optional_routines() {
     }
 }
 
-/// Nonpaged, zeroed pool: `ExAllocatePool2(POOL_FLAG_NON_PAGED)` where the kernel has
-/// it, else `ExAllocatePoolWithTag(NonPagedPoolNx)` zeroed here, so callers see the same
-/// memory either way. Null when the pool is exhausted.
+/// `ExAllocatePool2(flags)` where the kernel has it (it zeroes the block), else
+/// `fallback()` zeroed here, so callers see the same memory either way.
 ///
 /// # Safety
-/// IRQL <= DISPATCH_LEVEL.
-pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
-    // Acquire: see the slots' comment.
-    let routine = EX_ALLOCATE_POOL2.load(Ordering::Acquire);
-    if !routine.is_null() {
-        // SAFETY: the address of the kernel's ExAllocatePool2, whose prototype this is.
-        let allocate =
-            unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Routine>(routine) };
-        // SAFETY: the caller's IRQL contract; ExAllocatePool2 zeroes the block.
-        return unsafe { allocate(POOL_FLAG_NON_PAGED, bytes, tag) };
-    }
-    // SAFETY: the caller's IRQL contract.
-    let block = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX as _, bytes as _, tag) };
-    if !block.is_null() {
-        // SAFETY: a fresh block of at least `bytes` bytes, ours.
-        unsafe { block.cast::<u8>().write_bytes(0, bytes) };
-    }
-    block
-}
-
-/// Nonpaged, zeroed pool charged to the current process's quota:
-/// `ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA)` where the kernel has it,
-/// else `ExAllocatePoolWithQuotaTag(NonPagedPoolNx | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE)`
-/// zeroed here. Null when the pool or the quota is exhausted (neither raises). Call in the
-/// context of the process to charge (IRP_MJ_CREATE of its request); the block keeps that
-/// process referenced until it is freed.
-///
-/// # Safety
-/// IRQL <= DISPATCH_LEVEL.
-pub unsafe fn allocate_nonpaged_quota(bytes: usize, tag: u32) -> PVOID {
+/// IRQL <= DISPATCH_LEVEL; `fallback` allocates at least `bytes` bytes or returns null.
+unsafe fn allocate_zeroed(
+    flags: u64,
+    bytes: usize,
+    tag: u32,
+    fallback: impl FnOnce() -> PVOID,
+) -> PVOID {
     // Acquire: see the slots' comment.
     let routine = EX_ALLOCATE_POOL2.load(Ordering::Acquire);
     if !routine.is_null() {
@@ -132,16 +108,56 @@ pub unsafe fn allocate_nonpaged_quota(bytes: usize, tag: u32) -> PVOID {
             unsafe { core::mem::transmute::<*mut c_void, ExAllocatePool2Routine>(routine) };
         // SAFETY: the caller's IRQL contract; without POOL_FLAG_RAISE_ON_FAILURE it
         // returns null on failure; it zeroes the block.
-        return unsafe { allocate(POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA, bytes, tag) };
+        return unsafe { allocate(flags, bytes, tag) };
     }
-    let pool_type = NON_PAGED_POOL_NX | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
-    // SAFETY: the caller's IRQL contract; the flag makes failure a null return.
-    let block = unsafe { ExAllocatePoolWithQuotaTag(pool_type as _, bytes as _, tag) };
+    let block = fallback();
     if !block.is_null() {
-        // SAFETY: a fresh block of at least `bytes` bytes, ours.
+        // SAFETY: a fresh block of at least `bytes` bytes (the caller's contract), ours.
         unsafe { block.cast::<u8>().write_bytes(0, bytes) };
     }
     block
+}
+
+/// Nonpaged, zeroed pool: `ExAllocatePool2(POOL_FLAG_NON_PAGED)` where the kernel has
+/// it, else `ExAllocatePoolWithTag(NonPagedPoolNx)` zeroed. Null when the pool is
+/// exhausted.
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+pub unsafe fn allocate_nonpaged(bytes: usize, tag: u32) -> PVOID {
+    let fallback = || {
+        // SAFETY: the caller's IRQL contract; null when the pool is exhausted.
+        unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX as _, bytes as _, tag) }
+    };
+    // SAFETY: the caller's IRQL contract; the fallback allocates `bytes` or returns null.
+    unsafe { allocate_zeroed(POOL_FLAG_NON_PAGED, bytes, tag, fallback) }
+}
+
+/// Nonpaged, zeroed pool charged to the current process's quota:
+/// `ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA)` where the kernel has it,
+/// else `ExAllocatePoolWithQuotaTag(NonPagedPoolNx | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE)`
+/// zeroed. Null when the pool or the quota is exhausted (neither raises). Call in the
+/// context of the process to charge (IRP_MJ_CREATE of its request); the block keeps that
+/// process referenced until it is freed.
+///
+/// # Safety
+/// IRQL <= DISPATCH_LEVEL.
+pub unsafe fn allocate_nonpaged_quota(bytes: usize, tag: u32) -> PVOID {
+    let pool_type = NON_PAGED_POOL_NX | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
+    let fallback = || {
+        // SAFETY: the caller's IRQL contract; with FAIL_INSTEAD_OF_RAISE a spent pool or
+        // quota gives null instead of an exception.
+        unsafe { ExAllocatePoolWithQuotaTag(pool_type as _, bytes as _, tag) }
+    };
+    // SAFETY: the caller's IRQL contract; the fallback allocates `bytes` or returns null.
+    unsafe {
+        allocate_zeroed(
+            POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA,
+            bytes,
+            tag,
+            fallback,
+        )
+    }
 }
 
 /// `KeGetCurrentProcessorNumberEx(number)` where the kernel has it, else
