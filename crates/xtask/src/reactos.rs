@@ -32,8 +32,6 @@ const SERVICES: &[(&str, &[(&str, u32)])] = &[
 /// (a debug build breaks into kdb on an unhandled exception or an assertion).
 const FATAL_MARKS: &[&str] = &[
     "Fatal System Error",
-    "*** Fatal System Error",
-    "KeBugCheck",
     "BugCheck",
     "kdb:>",
     "Entered debugger on",
