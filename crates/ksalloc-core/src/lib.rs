@@ -5,11 +5,13 @@
 //! current IRQL). The Windows driver implements it over wdk-sys; `ksalloc-model`
 //! implements it as a strict host model for tests, benchmarks and the simulator.
 //!
-//! There is no `unsafe` here: frames are addresses the core computes and hands out but
-//! never dereferences, and the lock-free free list works on indices into an array of
-//! atomics.
+//! One `unsafe` call, and nothing else: frames are addresses the core computes and hands
+//! out but never dereferences, and the lock-free free list works on indices into an
+//! array of atomics. The exception is queueing a processor call (a DPC on Windows): the
+//! platform keeps the address of the allocator's state until the call runs, and the
+//! core promises in `allocator::ProcessorCalls` that the state outlives it.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -29,4 +31,6 @@ pub mod wire;
 pub use allocator::{AllocOutcome, Allocator, Snapshot};
 pub use framing::{Framing, FramingError};
 pub use limits::FrameBudget;
-pub use platform::{Irql, OutOfMemory, Platform, PoolCharge, RequestHandle, Requestor, SpinLock};
+pub use platform::{
+    Irql, OutOfMemory, Platform, PoolCharge, ProcessorCall, RequestHandle, Requestor, SpinLock,
+};

@@ -82,10 +82,27 @@ pub trait FrameMemory: Send + Sync {
     fn base(&self) -> usize;
 }
 
+/// Work a platform runs later on one given processor, at `DISPATCH_LEVEL`: what a DPC
+/// targeted at that processor is on Windows ("Introduction to DPC Objects": a DPC runs
+/// at DISPATCH_LEVEL on the processor whose queue it is in, once that processor's IRQL
+/// drops below DISPATCH_LEVEL).
+///
+/// That last part is what the core relies on: a call for processor *p* never runs
+/// during one of *p*'s [`Platform::with_processor`] sections (those run at
+/// `DISPATCH_LEVEL` on *p*), so it may touch the state only *p* touches there with
+/// plain loads and stores, and whatever *p* does after the call sees what it did.
+pub trait ProcessorCall: Sync + 'static {
+    /// Runs on processor `processor` at `DISPATCH_LEVEL`, outside any of its
+    /// `with_processor` sections. May use every platform service allowed at
+    /// `DISPATCH_LEVEL` (locks, events, completing requests) and may enter
+    /// `with_processor`, which then runs on `processor`.
+    fn run_on(&self, processor: usize);
+}
+
 /// The kernel services the core is written against.
 ///
 /// Every method states the IRQL it may be called at; the model asserts those contracts.
-pub trait Platform: Clone + Send + Sync {
+pub trait Platform: Clone + Send + Sync + 'static {
     /// Frame memory (`ExAllocatePool2(POOL_FLAG_NON_PAGED, ...)` on Windows).
     type Memory: FrameMemory;
     /// A spin lock (`KSPIN_LOCK`).
@@ -96,6 +113,9 @@ pub trait Platform: Clone + Send + Sync {
     type ClientEvent: Clone + Send + Sync;
     /// A pended ALLOC request.
     type Request: RequestHandle;
+    /// One deferred call per processor, for one [`ProcessorCall`] target (on Windows, a
+    /// nonpaged array of `KDPC`s, each targeted at its processor).
+    type ProcessorCalls: Send + Sync;
     /// A reference-counted value in nonpaged pool: clones share it, the last drop frees
     /// it (an interlocked count on Windows). What a child KS object holds of its
     /// parent, so the parent's state outlives the parent's file object (see
@@ -175,6 +195,35 @@ pub trait Platform: Clone + Send + Sync {
     /// (`KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS)`, which counts processors
     /// that may be added later). Called at create.
     fn processor_count(&self) -> u32;
+
+    /// Creates one call per processor `0..processors`, each running `T::run_on` when
+    /// queued (`KeInitializeDpc`, `KeSetTargetProcessorDpcEx`). `PASSIVE_LEVEL`
+    /// (create). `None` when out of memory.
+    fn new_processor_calls<T: ProcessorCall>(
+        &self,
+        processors: usize,
+    ) -> Option<Self::ProcessorCalls>;
+
+    /// Queues processor `processor`'s call to run `target.run_on(processor)` there
+    /// (`KeInsertQueueDpc`, with `target` as an argument). Returns `false` if that call
+    /// was queued already and has not started: it runs once, with the target it was
+    /// queued with. IRQL <= `DISPATCH_LEVEL`; may be called with a core lock held;
+    /// never inside `with_processor`.
+    ///
+    /// # Safety
+    /// `calls` was created by [`Self::new_processor_calls`] for `T`, and `target`
+    /// stays alive at its address until the call has run or
+    /// [`Self::flush_processor_calls`] has returned.
+    unsafe fn queue_processor_call<T: ProcessorCall>(
+        &self,
+        calls: &Self::ProcessorCalls,
+        processor: usize,
+        target: &T,
+    ) -> bool;
+
+    /// Returns once no call of `calls` is queued or running (`KeRemoveQueueDpc` on
+    /// each, then `KeFlushQueuedDpcs`). `PASSIVE_LEVEL`.
+    fn flush_processor_calls(&self, calls: &Self::ProcessorCalls);
 
     /// Runs `f` at `DISPATCH_LEVEL` on the current processor with that processor's index
     /// (`KeGetCurrentProcessorNumberEx`), then restores the caller's IRQL. Until `f`
