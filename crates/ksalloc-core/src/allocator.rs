@@ -27,30 +27,37 @@
 //!
 //! ## Magazines
 //! With at least [`MIN_FRAMES_PER_PROCESSOR`] frames per processor the allocator keeps a
-//! [`Magazine`] per processor: a free on processor *p* caches the frame in *p*'s
-//! magazine (up to [`magazine::CAPACITY`]), and an allocation on *p* takes from it
-//! first, touching only *p*'s cache line. Smaller pools (KS pools of 8 frames are common)
-//! keep every magazine blocked and use the shared list alone. Frames in a magazine are
-//! free: STATUS and the snapshot count them so, and every path that would otherwise come
-//! up empty takes them back first:
-//! - an allocation that finds the shared list empty empties every magazine onto it,
-//!   then tries once more;
-//! - an ALLOC about to pend *blocks* every magazine ([`magazine::BLOCKED`]) under the
-//!   queue lock, after publishing `pending_len`, moving what they held to the list, and
-//!   then pops for the oldest request. A free's push into a magazine is a
-//!   compare-exchange of the same word as the block's swap, so it either lands first
-//!   (the block takes the frame) or fails on BLOCKED, and the free takes the shared
-//!   path, which sees the waiter. The magazines stay blocked until the queue empties
-//!   (unblocked under the same lock), so neither the free nor the allocation fast path
-//!   loads `pending_len`.
-//! - close blocks every magazine for good, under the same lock, after closing the list.
+//! magazine per processor ([`magazine`]): a free on processor *p* caches the frame in
+//! *p*'s magazine (up to [`magazine::CAPACITY`]), and an allocation on *p* takes from it
+//! first. Only *p* touches its magazine, inside `with_processor` or in *p*'s processor
+//! call ([`crate::platform::ProcessorCall`], a DPC targeted at *p* on Windows), so every
+//! access is a plain load or store, and the pair's one locked instruction is the free's
+//! ownership claim. Smaller pools (KS pools of 8 frames are common) keep every magazine
+//! blocked and use the shared list alone.
 //!
-//! So a pending ALLOC never waits while a frame sits in a magazine (loom:
-//! `tests/loom_allocator.rs`; the state machine checks it after every step).
+//! Frames in a magazine are free (STATUS and the snapshot count them so) but only *p*
+//! can reach them. Whoever needs them asks *p* with its processor call, which moves them
+//! onto the shared list the way a free does (push, then the `pending_len` check below),
+//! so a waiting ALLOC gets them:
+//! - an ALLOC about to pend *blocks* every magazine (under the queue lock, after
+//!   publishing `pending_len`, when the queue goes from empty to one) and queues every
+//!   processor's call. A processor that has not seen the block yet may still cache a
+//!   frame or hand one out: its call runs after that (it never runs during a
+//!   `with_processor` section) and moves whatever is cached; after the call, the owner
+//!   sees the block. The magazines stay blocked until the queue empties (unblocked
+//!   under the same lock), so neither fast path loads `pending_len`.
+//! - an allocation that finds the shared list empty queues the call of every processor
+//!   whose magazine looks non-empty, then tries the list once more. On Windows the
+//!   calls usually run after that retry: the table allocation fails now, and the
+//!   free-frame notification fires when the frames reach the list.
+//! - close blocks every magazine for good and queues every processor's call.
 //!
-//! A magazine pair is three locked read-modify-writes, all on lines the processor holds
-//! in steady state: the magazine pop, the free's ownership claim (which also links the
-//! frame under the magazine's top), and the magazine push. No shared line is written.
+//! So a pending ALLOC never waits while a frame sits in a magazine, once the processor
+//! calls queued for it have run (loom: `tests/loom_allocator.rs`; the state machine
+//! checks it after every step; `tests/engine.rs` holds the calls back to check the
+//! core at any delay). The calls need the allocator's state at a fixed address until
+//! they have run: [`Allocator`] keeps it in a box and flushes the calls before the box
+//! goes.
 //!
 //! ## Counting frames out
 //! While open, no shared word counts frames out: each processor counts its own
@@ -58,10 +65,10 @@
 //! STATUS sums them (exact at rest). Close switches to one exact shared count without a
 //! grace period, like Linux's `percpu_ref` switching to atomic mode: closing the free
 //! list returns how many frames were on it, in the same swap that makes every later
-//! push fail, and blocking the magazines returns what they held. Every other frame was
-//! out (or on its way back) at that instant, `total - listed - cached`, and each comes
-//! back through a push that fails on the closed list and counts down [`Rundown`]
-//! instead; the memory goes when that count reaches zero (see `rundown`).
+//! push fail. Every other frame was out, cached in a magazine, or on its way back at
+//! that instant, `total - listed`, and each comes back through a push that fails on the
+//! closed list (a client's free, or a processor call moving a magazine) and counts down
+//! [`Rundown`] instead; the memory goes when that count reaches zero (see `rundown`).
 //!
 //! ## Cleanup is not close
 //! IRP_MJ_CLEANUP means the last handle is gone while kernel references may remain
@@ -85,9 +92,9 @@ use ks_abi::NtStatus;
 
 use crate::framing::Framing;
 use crate::free_list::{FreeList, Unlisted};
-use crate::magazine::{self, Magazine, Stack};
+use crate::magazine::{self, Slot};
 use crate::pending::{PendingQueue, MAX_PENDING};
-use crate::platform::{Irql, Platform, PoolCharge, Requestor, SpinLock};
+use crate::platform::{Irql, Platform, PoolCharge, ProcessorCall, Requestor, SpinLock};
 use crate::rundown::{Released, Rundown};
 use crate::stats::{Counter, Counters, Stats};
 use crate::sync::{AtomicBool, AtomicU32, Ordering};
@@ -187,16 +194,46 @@ struct Shared<P: Platform> {
     events: Vec<P::ClientEvent>,
 }
 
-/// One KS allocator object.
+/// One KS allocator object: its [`Engine`] in a box of its own, so the engine's address
+/// stays fixed while processor calls queued for it may run ("Magazines"), however the
+/// `Allocator` itself moves.
+///
+/// The owner (the file object's context on Windows) must keep the allocator alive until
+/// [`Engine::is_drained`]: clients may still return frames after close. Dropping it
+/// waits for its processor calls (`PASSIVE_LEVEL`).
+pub struct Allocator<P: Platform> {
+    /// One element: a boxed array rather than `Box<Engine>`, because `Box::new` cannot
+    /// report an allocation failure and `Vec::try_reserve_exact` can.
+    engine: alloc::boxed::Box<[Engine<P>; 1]>,
+}
+
+impl<P: Platform> core::ops::Deref for Allocator<P> {
+    type Target = Engine<P>;
+
+    #[inline]
+    fn deref(&self) -> &Engine<P> {
+        &self.engine[0]
+    }
+}
+
+impl<P: Platform> Drop for Allocator<P> {
+    fn drop(&mut self) {
+        // Before the box goes: no processor call may still be queued for the engine or
+        // running on it (the promise `call_processor` makes the platform).
+        if let Some(calls) = &self.engine[0].calls {
+            self.engine[0].platform.flush_processor_calls(calls);
+        }
+    }
+}
+
+/// The state and entry points of an [`Allocator`].
 ///
 /// Invariants: frame `i` starts at `base + i * stride`; a frame is on the free list, or
 /// out with exactly one owner (a client, or a pending request being completed), or
 /// cached in one magazine; frame memory is released once, when the allocator is closed
-/// and no frame is out ("Counting frames out").
-///
-/// The owner (the file object's context on Windows) must keep the allocator alive until
-/// [`Allocator::is_drained`]: clients may still return frames after close.
-pub struct Allocator<P: Platform> {
+/// and no frame is out ("Counting frames out"). Only [`Allocator`] creates one, in its
+/// box.
+pub struct Engine<P: Platform> {
     platform: P,
     framing: Framing,
     base: usize,
@@ -218,9 +255,11 @@ pub struct Allocator<P: Platform> {
     stats: Stats,
     /// One slot per processor: its magazine (blocked for good in a small pool, see
     /// "Magazines") and its counters.
-    magazines: Vec<Magazine>,
+    magazines: Vec<Slot>,
     /// Whether this pool is above the magazine rule.
     magazines_on: bool,
+    /// One processor call per slot, to move a magazine's frames (only with magazines).
+    calls: Option<P::ProcessorCalls>,
 }
 
 impl<P: Platform> Allocator<P> {
@@ -250,13 +289,29 @@ impl<P: Platform> Allocator<P> {
         let framing = Framing::validate(raw).map_err(crate::framing::FramingError::status)?;
         platform.frame_budget().try_charge(framing.total_bytes())?;
         let charged = platform.clone();
-        let created = Self::preallocate(platform, framing, requestor);
+        let created = Engine::preallocate(platform, framing, requestor).and_then(Self::boxed);
         if created.is_err() {
             charged.frame_budget().release(framing.total_bytes());
         }
         created
     }
 
+    /// Moves `engine` into its box; on failure the engine drops, giving back its frame
+    /// memory (no call can be queued yet).
+    fn boxed(engine: Engine<P>) -> Result<Self, NtStatus> {
+        let mut one = Vec::new();
+        one.try_reserve_exact(1)
+            .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+        one.push(engine);
+        let engine = one
+            .into_boxed_slice()
+            .try_into()
+            .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
+        Ok(Self { engine })
+    }
+}
+
+impl<P: Platform> Engine<P> {
     fn preallocate(platform: P, framing: Framing, requestor: Requestor) -> Result<Self, NtStatus> {
         let list = FreeList::new(framing.frames())?;
         let queue = PendingQueue::new(MAX_PENDING)?;
@@ -272,7 +327,16 @@ impl<P: Platform> Allocator<P> {
         magazines
             .try_reserve_exact(processors as usize)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-        magazines.extend((0..processors).map(|_| Magazine::new(!magazines_on)));
+        magazines.extend((0..processors).map(|_| Slot::new(!magazines_on)));
+        let calls = if magazines_on {
+            Some(
+                platform
+                    .new_processor_calls::<Self>(processors as usize)
+                    .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?,
+            )
+        } else {
+            None
+        };
         let internal_event = platform
             .new_event()
             .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
@@ -311,6 +375,7 @@ impl<P: Platform> Allocator<P> {
             stats: Stats::default(),
             magazines,
             magazines_on,
+            calls,
         })
     }
 
@@ -430,11 +495,12 @@ impl<P: Platform> Allocator<P> {
         }
     }
 
-    /// [`Self::take_frame`], but when the list is empty, first moves every magazine's
-    /// frames onto it: frames cached on other processors are as free as any.
+    /// [`Self::take_frame`], but when the list is empty, asks the processors caching
+    /// frames for them and looks once more: frames cached on other processors are as
+    /// free as any, though only their processors can move them ("Magazines").
     fn take_shared(&self) -> Result<(u32, u32), Taken> {
         match self.take_frame() {
-            Err(Taken::Empty) if self.magazines_on && self.drain_magazines() => self.take_frame(),
+            Err(Taken::Empty) if self.magazines_on && self.recall_cached() => self.take_frame(),
             taken => taken,
         }
     }
@@ -446,111 +512,122 @@ impl<P: Platform> Allocator<P> {
             return None;
         }
         self.platform.with_processor(|cpu| {
-            let magazine = self.magazines.get(cpu)?;
-            let index = magazine.pop(&self.list)?;
-            magazine.count_allocation();
+            let slot = self.magazines.get(cpu)?;
+            let index = slot.pop()?;
+            slot.count_allocation();
+            self.list.set_out(index);
             Some(index)
         })
     }
 
-    /// On processor `cpu`: takes frame `index` back from its client, into `cpu`'s
-    /// magazine if it has room and is not blocked (module docs, "Magazines"), and
-    /// counts the free there.
+    /// On processor `cpu`: takes frame `index` back from its client (the pair's one
+    /// locked instruction), into `cpu`'s magazine if it has room and is not blocked
+    /// (module docs, "Magazines"), and counts the free there.
     #[inline]
     fn claim_on(&self, cpu: usize, index: u32) -> Returned {
-        let Some(magazine) = self.magazines.get(cpu) else {
-            return match self.list.claim(index) {
-                Ok(()) => {
-                    self.stats.bump(Counter::Free);
-                    Returned::Claimed
-                }
-                Err(_) => Returned::Refused,
-            };
-        };
-        let Some((mut word, top)) = magazine.peek() else {
-            if self.list.claim(index).is_err() {
-                return Returned::Refused;
-            }
-            magazine.count_free();
-            return Returned::Claimed;
-        };
-        // The ownership check and the link to the magazine's top in one CAS.
-        if self.list.claim_linked(index, top).is_err() {
+        if self.list.claim_in_range(index).is_err() {
             return Returned::Refused;
         }
-        magazine.count_free();
-        loop {
-            if magazine.push(word, index) {
-                return Returned::Cached;
-            }
-            // A taker emptied the magazine (link to the new top, try again), or blocked
-            // it (the shared path then serves the waiter or close).
-            let Some((seen, top)) = magazine.peek() else {
-                self.list.set_claimed(index);
-                return Returned::Claimed;
-            };
-            word = seen;
-            self.list.set_next(index, top);
+        let Some(slot) = self.magazines.get(cpu) else {
+            self.stats.bump(Counter::Free);
+            return Returned::Claimed;
+        };
+        slot.count_free();
+        if slot.push(index) {
+            Returned::Cached
+        } else {
+            Returned::Claimed
         }
     }
 
-    /// Moves every magazine's frames onto the shared list (blocked magazines hold
-    /// none). Returns whether any moved.
+    /// Queues processor `cpu`'s call, which moves its magazine's frames to the shared
+    /// path ([`Self::run_on`]).
+    fn call_processor(&self, cpu: usize) {
+        if let Some(calls) = &self.calls {
+            #[allow(unsafe_code)]
+            // SAFETY: `calls` was created for `Engine<P>` (`preallocate`). `self` lives
+            // in the box of the `Allocator` that created it (the only way to get an
+            // engine past `preallocate`, whose failure paths queue nothing): the box's
+            // contents never move, and `Allocator`'s drop flushes `calls` before the
+            // box is freed, so `self` stays at this address until the call has run or
+            // the flush has returned.
+            let queued = unsafe { self.platform.queue_processor_call(calls, cpu, self) };
+            // `false`: queued already and not started; it will see what we did.
+            let _ = queued;
+        }
+    }
+
+    /// Asks every processor whose magazine holds frames to move them to the shared
+    /// path. Returns whether it asked any. The counts are read racily: a magazine
+    /// filling meanwhile is one a later miss asks.
     #[cold]
     #[inline(never)]
-    fn drain_magazines(&self) -> bool {
-        if !self.magazines_on {
-            return false;
-        }
-        let mut moved = false;
-        for magazine in &self.magazines {
-            if let Some(stack) = magazine.take_all() {
-                moved = true;
-                if self.uncache(stack) == Released::Drained {
-                    self.release_memory();
-                }
+    fn recall_cached(&self) -> bool {
+        let mut asked = false;
+        for (cpu, slot) in self.magazines.iter().enumerate() {
+            if !slot.is_empty() {
+                self.call_processor(cpu);
+                asked = true;
             }
         }
-        moved
+        asked
     }
 
-    /// Blocks every magazine and puts what they held on the shared list. Under the
-    /// queue lock (see "Magazines"); the caller releases the memory after the lock if
-    /// this returns `Drained`.
-    fn block_magazines(&self) -> Released {
-        let mut released = Released::Live;
+    /// Blocks every magazine and asks every processor to move what its magazine holds.
+    /// Under the queue lock (see "Magazines"), when the queue goes from empty to one
+    /// request, or at close.
+    fn block_magazines(&self) {
         if !self.magazines_on {
             // Blocked since create, and empty.
-            return released;
+            return;
         }
-        for magazine in &self.magazines {
-            if let Some(stack) = magazine.block() {
-                if self.uncache(stack) == Released::Drained {
-                    released = Released::Drained;
-                }
-            }
+        for slot in &self.magazines {
+            slot.block();
         }
-        released
+        // After every block: a call that runs sees all of them.
+        for cpu in 0..self.magazines.len() {
+            self.call_processor(cpu);
+        }
     }
 
     /// Unblocks the magazines when the queue has just emptied, unless closed or the
     /// pool is below the rule. Under the queue lock.
     fn unblock_magazines(&self, shared: &Shared<P>) {
         if self.magazines_on && shared.queue.is_empty() && !self.list.is_closed() {
-            for magazine in &self.magazines {
-                magazine.unblock();
+            for slot in &self.magazines {
+                slot.unblock();
             }
         }
     }
 
-    /// Puts frames taken from a magazine on the shared list; if it is closed, they
-    /// count down instead ("Counting frames out"). `Drained`: that was the last frame
-    /// of a closed allocator.
-    fn uncache(&self, stack: Stack) -> Released {
-        match self.list.push_chain(stack.top, stack.count) {
-            Ok(()) => Released::Live,
-            Err(_) => self.rundown.release_many(stack.count),
+    /// Processor `cpu`'s call ([`ProcessorCall`]): moves its magazine's frames onto the
+    /// shared list as a free would (then serves waiting ALLOCs and signals the
+    /// free-frame notification); on a closed list they count down instead ("Counting
+    /// frames out").
+    fn move_magazine(&self, cpu: usize) {
+        let Some(taken) = self.magazines.get(cpu).and_then(|slot| slot.take_all()) else {
+            return;
+        };
+        let frames = taken.frames();
+        // Chain them through their link words, bottom first, for one push.
+        for pair in frames.windows(2) {
+            self.list.set_next(pair[1], pair[0]);
         }
+        #[allow(clippy::cast_possible_truncation)] // At most magazine::CAPACITY.
+        let count = frames.len() as u32;
+        let top = frames[frames.len() - 1];
+        if self.list.push_chain(top, count).is_err() {
+            if self.rundown.release_many(count) == Released::Drained {
+                self.release_memory();
+            }
+            return;
+        }
+        // SeqCst: after our push, the load that closes the pending handshake (as in
+        // `free_shared`).
+        if self.pending_len.load(Ordering::SeqCst) != 0 {
+            self.service_pending();
+        }
+        self.notify();
     }
 
     /// Returns a frame popped by [`Self::take_frame`] that was never handed out.
@@ -680,21 +757,20 @@ impl<P: Platform> Allocator<P> {
             // SeqCst: the ALLOC side of the handshake; the pop in service_pending follows.
             self.pending_len
                 .store(Self::queue_len(shared), Ordering::SeqCst);
-            // After the store: every frame cached before the block comes to the list
-            // here, and a free caching one after it fails on BLOCKED and takes the
-            // shared path, which sees the waiter ("Magazines").
-            let blocked = self.block_magazines();
+            // After the store, when the queue was empty (else they are blocked
+            // already): the processors' calls move every cached frame to the shared
+            // path, which sees the waiter ("Magazines").
+            if shared.queue.len() == 1 {
+                self.block_magazines();
+            }
             // The pop that closes the handshake, under the lock we hold anyway: a
             // frame pushed before our store goes to the oldest request now.
-            Ok((blocked, self.service_step(shared)))
+            Ok(self.service_step(shared))
         });
-        let (blocked, step) = match queued {
-            Ok(queued) => queued,
+        let step = match queued {
+            Ok(step) => step,
             Err(status) => return AllocOutcome::Failed(status),
         };
-        if blocked == Released::Drained {
-            self.release_memory();
-        }
         self.stats.bump(Counter::Pend);
         if self.finish_step(step) {
             // A frame was there: there may be more, and more requests.
@@ -838,34 +914,28 @@ impl<P: Platform> Allocator<P> {
         let Some(listed) = self.list.close() else {
             return 0;
         };
-        let cached = self.shared.with(|_| {
+        self.shared.with(|_| {
             // Under the lock acquire_function_table arms under (see there).
             self.table_armed.store(false, Ordering::Release);
-            // After the list closed, under the lock unblocks take: the magazines stay
-            // blocked, so a free after this takes the shared path ("Magazines").
-            self.block_for_census()
+            // After the list closed, under the lock unblocks take (they do nothing on a
+            // closed list): blocked for good, and every processor's call moves what
+            // its magazine holds onto the closed list, counting it down ("Magazines").
+            self.block_magazines();
         });
-        // Cancels what still waits (pending requests hold no frame); its queue-empty
-        // unblock does nothing on a closed list.
+        // Cancels what still waits (pending requests hold no frame).
         let cancelled = self.cleanup();
-        // The census ("Counting frames out"): every frame not listed at the close and
-        // not cached at the block was out, and comes back through a failing push.
-        if self.rundown.close(self.framing.frames() - listed - cached) == Released::Drained {
+        // The census ("Counting frames out"): every frame not listed at the close was
+        // out or cached, and comes back through a failing push.
+        if self.rundown.close(self.framing.frames() - listed) == Released::Drained {
             self.release_memory();
         }
         cancelled
     }
 
-    /// Blocks every magazine for good and counts the frames they held (free frames: no
-    /// push, the list is closed). For close's census.
-    fn block_for_census(&self) -> u32 {
-        let mut cached = 0;
-        if self.magazines_on {
-            for magazine in &self.magazines {
-                cached += magazine.block().map_or(0, |stack| stack.count);
-            }
-        }
-        cached
+    /// Frames cached in every magazine: exact only with nothing running on the
+    /// processors (drop, after the calls are flushed).
+    fn cached_now(&self) -> u32 {
+        self.magazines.iter().map(|slot| slot.len()).sum()
     }
 
     /// Whether the allocator is closed and every frame has come back (the owner may
@@ -912,7 +982,7 @@ impl<P: Platform> Allocator<P> {
 
     /// Free frames cached in magazines now (racy by nature).
     fn cached(&self) -> u32 {
-        self.magazines.iter().map(Magazine::len).sum()
+        self.cached_now()
     }
 
     /// A picture of the allocator (O(frames); for tests and diagnostics).
@@ -1041,11 +1111,18 @@ impl<P: Platform> Allocator<P> {
     }
 }
 
-impl<P: Platform> Drop for Allocator<P> {
+impl<P: Platform> ProcessorCall for Engine<P> {
+    fn run_on(&self, processor: usize) {
+        self.move_magazine(processor);
+    }
+}
+
+impl<P: Platform> Drop for Engine<P> {
     fn drop(&mut self) {
-        // Not closed: the census close would take (nothing runs concurrently now).
+        // Not closed: the census close would take (nothing runs concurrently now: the
+        // Allocator flushed the processor calls).
         let drained = match self.list.close() {
-            Some(listed) => listed + self.block_for_census() == self.framing.frames(),
+            Some(listed) => listed + self.cached_now() == self.framing.frames(),
             None => self.rundown.is_drained(),
         };
         if drained {

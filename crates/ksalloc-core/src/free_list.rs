@@ -18,13 +18,13 @@
 //! holds it. Returning a frame first compare-exchanges `link[i]` from `OUT` to [`CLAIMED`];
 //! only one of two racing frees of the same frame can win, and a frame already on the
 //! list never holds `OUT`, so neither a double free nor a forged index can put a frame on
-//! the list twice. A frame in a per-processor magazine holds the next index of the
-//! magazine's own stack (`magazine`), which a return refuses the same way.
+//! the list twice. A frame in a per-processor magazine stays [`CLAIMED`]
+//! (`magazine`), which a return refuses the same way.
 //!
 //! Link words are interleaved across cache lines (`FreeList::slot`): frames `i` and
 //! `i + 1`, which two processors popping the list in turn usually get, have their
-//! ownership words on different lines, so the processors' claim compare-exchanges and
-//! magazine stores do not bounce one line between them.
+//! ownership words on different lines, so the processors' claim compare-exchanges do
+//! not bounce one line between them.
 //!
 //! No locks and no allocation after construction; every operation is O(1) apart from
 //! compare-exchange retries under contention, so it is callable at `DISPATCH_LEVEL`.
@@ -143,8 +143,7 @@ impl FreeList {
         (((index & self.lines_mask) * PER_LINE) | (index >> self.line_bits)) as usize
     }
 
-    /// Index `i`'s link word (`i < len`), for a caller that owns the frame (a magazine
-    /// popping its top).
+    /// Index `i`'s link word (`i < len`), for a caller that owns the frame.
     #[inline]
     #[must_use]
     pub fn link(&self, index: u32) -> &AtomicU32 {
@@ -261,13 +260,8 @@ impl FreeList {
         self.word(index).store(OUT, Ordering::Relaxed);
     }
 
-    /// [`Self::claim`] for a frame going into a processor's magazine: checks that the
-    /// frame is out and sets its link word to `next` (the magazine's top: the magazine
-    /// is a stack threaded through link words, see `magazine`) in the same
-    /// compare-exchange.
-    ///
-    /// `index` must be below [`Self::len`] (the allocator's `index_of` checked it); the
-    /// check is not repeated here, on the hot path.
+    /// [`Self::claim`] for an index the caller has range-checked already (the
+    /// allocator's `index_of`): the free's hot path, without the check.
     ///
     /// # Errors
     /// [`ReturnError::NotOut`] when the frame is not held (a double free).
@@ -275,21 +269,20 @@ impl FreeList {
     /// # Panics
     /// If `index` lies past the link words (an index below `len` never does).
     #[inline]
-    pub fn claim_linked(&self, index: u32, next: u32) -> Result<(), ReturnError> {
+    pub fn claim_in_range(&self, index: u32) -> Result<(), ReturnError> {
         debug_assert!(index < self.len, "index_of checked it");
-        // Acquire on success, Relaxed on failure: as in `claim`. The link value is
-        // published by the magazine push's Release that follows.
+        // Acquire on success, Relaxed on failure: as in `claim`.
         self.word(index)
-            .compare_exchange(OUT, next, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(OUT, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
             .map(|_| ())
             .map_err(|_| ReturnError::NotOut)
     }
 
-    /// The link word of a frame the caller owns (in its magazine, or taken from one).
+    /// The link word of a frame the caller owns (chained to be listed).
     #[inline]
     #[must_use]
     pub fn next(&self, index: u32) -> u32 {
-        // Relaxed: the caller owns the frame; whoever handed it over (a magazine push's
+        // Relaxed: the caller owns the frame; whoever handed it over (a list push's
         // Release, `with_processor`'s exclusivity) ordered the write before us.
         self.word(index).load(Ordering::Relaxed)
     }
@@ -297,8 +290,8 @@ impl FreeList {
     /// Sets the link word of a frame the caller owns (off the list, not out).
     #[inline]
     pub fn set_next(&self, index: u32, next: u32) {
-        // Relaxed: the frame is private to the caller; handing it on (a magazine push,
-        // a list push) is the Release that publishes this store.
+        // Relaxed: the frame is private to the caller; handing it on (a list push) is
+        // the Release that publishes this store.
         self.word(index).store(next, Ordering::Relaxed);
     }
 
@@ -333,7 +326,7 @@ impl FreeList {
     }
 
     /// Pushes `count` frames the caller owns, chained from `top` through their link
-    /// words (a stack taken from a magazine), in one compare-exchange: the list then
+    /// words (frames taken from a magazine), in one compare-exchange: the list then
     /// holds them in the same order above its old top.
     ///
     /// # Errors
@@ -475,9 +468,10 @@ mod tests {
         };
         list.claim(d).unwrap();
         list.push(d).unwrap();
-        // c -> b -> a, as a magazine holds them.
+        // c -> b -> a, as a magazine's frames are chained to be listed.
         for (frame, next) in [(a, NIL), (b, a), (c, b)] {
-            list.claim_linked(frame, next).unwrap();
+            list.claim_in_range(frame).unwrap();
+            list.set_next(frame, next);
         }
         list.push_chain(c, 3).unwrap();
         let order: Vec<(u32, u32)> = core::iter::from_fn(|| list.pop().ok()).collect();

@@ -1,34 +1,27 @@
 //! Per-processor slots: a magazine of free frames cached in front of the shared free
 //! list, and the processor's event counters.
 //!
-//! A magazine is a LIFO stack of frames threaded through the frames' own link words
-//! (the free list's, see `free_list`), headed by one word: `count << 32 | top`. Only
-//! the owning processor pushes and pops (at `DISPATCH_LEVEL`, inside
-//! `Platform::with_processor`); any processor can take the whole stack with one
-//! read-modify-write of the head word ([`Magazine::take_all`], [`Magazine::block`]).
-//! That is how a pending ALLOC, a miss on the shared list and close reach frames cached
-//! on other processors, with no IPI and no lock.
+//! A magazine is a small array of frame indices and their count, touched only by its
+//! own processor: inside `Platform::with_processor` (at `DISPATCH_LEVEL`, so nothing
+//! else runs on that processor meanwhile) or in that processor's processor call (a DPC
+//! on Windows, which never runs during one of those sections). Every access is
+//! therefore a plain load or store (`Relaxed` atomics compile to `mov`): no locked
+//! instruction, no shared cache line.
 //!
-//! Why the owner's push and pop are each a locked compare-exchange although only the
-//! owner writes a frame into the stack: a taker on another processor may empty the word
-//! at any moment. A plain store by the owner could then write back frames the taker
-//! already took (a lost update), and a plain pop could hand out the frame the taker is
-//! moving to the list. Avoiding that without a read-modify-write needs a store-load
-//! fence on the owner's side (Attiya et al., "Laws of Order", POPL 2011), which costs
-//! the same. What the compare-exchange does not need is a tag: only the owner pushes,
-//! so while it pops nobody can put the same `(count, top)` back (no ABA).
+//! Another processor never reads or writes the array or the count. When it needs the
+//! frames (an ALLOC is about to wait, the allocator closes) it *blocks* the magazine
+//! (`blocked`, the one word others write) and queues a processor call on the owner,
+//! which moves the frames to the shared list (`allocator`, "Magazines"). That is the
+//! price of plain stores: a remote taker racing a local pop needs either a locked
+//! instruction on the owner's side or a way to stop the owner (Attiya et al., "Laws of
+//! Order", POPL 2011), and a DPC is the kernel's way to stop a processor without
+//! waiting for it.
 //!
-//! A magazine is *blocked* ([`BLOCKED`]) while ALLOC requests wait and after close:
-//! pushes and pops fail on it, so the owner's fast paths need no separate check of the
-//! queue or of CLOSED. Blocking swaps the word, so a push either lands before it (and
-//! the blocker takes the frame) or fails on it (and the free takes the shared path,
-//! which serves the waiter): one read-modify-write order on one word decides.
-//!
-//! The counters beside the word are written only by the owning processor: a plain load
-//! and store each, summed on read.
+//! Frames in a magazine are *claimed* (their link word `CLAIMED`, see `free_list`): a
+//! client's free took them back with the ownership compare-exchange, so a second free
+//! of the same frame is refused, whichever processor it comes from.
 
-use crate::free_list::FreeList;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Frames one magazine holds.
 ///
@@ -38,189 +31,161 @@ use crate::sync::{AtomicU64, Ordering};
 /// processor finds them cheaply.
 pub const CAPACITY: u32 = 4;
 
-/// The stack's top index when it is empty.
-const NIL: u32 = u32::MAX;
-/// An empty magazine.
-const EMPTY: u64 = NIL as u64;
-/// A blocked magazine: count `u32::MAX`, so both "empty?" and "full?" fail on it.
-pub const BLOCKED: u64 = u64::MAX;
-
-const fn pack(count: u32, top: u32) -> u64 {
-    (count as u64) << 32 | top as u64
-}
-
-#[allow(clippy::cast_possible_truncation)] // Unpacking the halves we packed.
-const fn unpack(word: u64) -> (u32, u32) {
-    ((word >> 32) as u32, word as u32)
-}
-
-/// Frames taken off a magazine: `count` frames from `top` down the link words.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stack {
-    /// The top frame.
-    pub top: u32,
-    /// How many frames.
-    pub count: u32,
-}
-
-impl Stack {
-    /// The stack a taken word held, if any.
-    const fn of(word: u64) -> Option<Self> {
-        let (count, top) = unpack(word);
-        if count == 0 || word == BLOCKED {
-            None
-        } else {
-            Some(Self { top, count })
-        }
-    }
-}
-
-/// One processor's magazine and its owner-only counters.
+/// One processor's magazine and its counters.
 ///
-/// 128 bytes apart in an array, so two processors' fields (24 bytes) never share a
-/// 64-byte line whatever the array's alignment. Padding rather than
-/// `#[repr(align(64))]`: the driver's pool allocator guarantees 16-byte alignment only.
+/// 128 bytes apart in an array, so two processors' fields never share a 64-byte line
+/// whatever the array's alignment. Padding rather than `#[repr(align(64))]`: the
+/// driver's pool allocator guarantees 16-byte alignment only.
+///
+/// Invariant: `count <= CAPACITY`; `frames[..count]` are claimed frames, each in no
+/// other magazine and not on the list. Only the owner (see the module docs) writes
+/// `count`, `frames` and the counters.
 #[repr(C)]
 pub struct Magazine {
-    word: AtomicU64,
+    /// Frames cached (owner only).
+    count: AtomicU32,
+    /// Non-zero while the magazine must not cache or hand out frames: requests wait,
+    /// the allocator closed, or the pool is below the magazine rule. Written by anyone
+    /// under the allocator's queue lock, read by the owner.
+    blocked: AtomicU32,
+    /// The cached frames, bottom first (owner only).
+    frames: [AtomicU32; CAPACITY as usize],
+    /// Frames handed out on this processor (owner only).
     allocations: AtomicU64,
+    /// Frames taken back on this processor (owner only).
     frees: AtomicU64,
-    _pad: [u64; 13],
 }
 
-const _: () = assert!(core::mem::size_of::<Magazine>() == 128);
-const _: () = assert!(core::mem::align_of::<Magazine>() <= 16);
+/// A [`Magazine`] padded to its 128 bytes.
+#[repr(C)]
+pub struct Slot {
+    magazine: Magazine,
+    _pad: [u8; 128 - core::mem::size_of::<Magazine>()],
+}
 
-impl Magazine {
-    /// A magazine, blocked (`true`) or empty. Small pools keep theirs blocked for good:
-    /// the slot then only holds counters.
+const _: () = assert!(core::mem::size_of::<Slot>() == 128);
+const _: () = assert!(core::mem::align_of::<Slot>() <= 16);
+
+impl core::ops::Deref for Slot {
+    type Target = Magazine;
+    fn deref(&self) -> &Magazine {
+        &self.magazine
+    }
+}
+
+impl Slot {
+    /// A slot whose magazine is blocked (`true`: a small pool, for good) or open.
     #[must_use]
-    #[allow(clippy::missing_const_for_fn)] // loom's atomics have no const constructor.
     pub fn new(blocked: bool) -> Self {
         Self {
-            word: AtomicU64::new(if blocked { BLOCKED } else { EMPTY }),
-            allocations: AtomicU64::new(0),
-            frees: AtomicU64::new(0),
-            _pad: [0; 13],
+            magazine: Magazine {
+                count: AtomicU32::new(0),
+                blocked: AtomicU32::new(u32::from(blocked)),
+                frames: core::array::from_fn(|_| AtomicU32::new(0)),
+                allocations: AtomicU64::new(0),
+                frees: AtomicU64::new(0),
+            },
+            _pad: [0; 128 - core::mem::size_of::<Magazine>()],
         }
     }
+}
 
-    /// Owner only: takes the top frame and marks it held by a client, or `None` if the
-    /// magazine is empty or blocked.
+/// Frames taken out of a magazine by its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    frames: [u32; CAPACITY as usize],
+    count: u32,
+}
+
+impl Taken {
+    /// The frames, bottom first.
+    #[must_use]
+    pub fn frames(&self) -> &[u32] {
+        &self.frames[..self.count as usize]
+    }
+}
+
+// Every access below is Relaxed: a plain `mov`. The owner's accesses are ordered by
+// running on one processor (program order there, and `with_processor` / the processor
+// call never overlapping); what the owner publishes to others goes through the free
+// list's compare-exchanges, which carry their own orderings.
+impl Magazine {
+    /// Owner only: takes the frame cached last, or `None` if the magazine is empty or
+    /// blocked. The frame is still `CLAIMED`; the caller marks it out.
     #[inline]
     #[must_use = "a popped frame is the caller's"]
-    pub fn pop(&self, list: &FreeList) -> Option<u32> {
-        // Relaxed: a first guess for the compare-exchange, which re-reads.
-        let mut word = self.word.load(Ordering::Relaxed);
-        loop {
-            let (count, top) = unpack(word);
-            // Empty (0) and blocked (u32::MAX) both land above CAPACITY - 1.
-            if count.wrapping_sub(1) >= CAPACITY {
-                return None;
-            }
-            let link = list.link(top);
-            // Relaxed: the owner wrote this link (pushing `top`), on this processor,
-            // which `with_processor` orders before us.
-            let next = link.load(Ordering::Relaxed);
-            // Acquire on success: pairs with the Release of the push that published
-            // `top` (on this processor already ordered; free on x86 and AArch64, where
-            // the locked instruction is the same). Relaxed on failure: a taker emptied
-            // or blocked the word; look again.
-            match self.word.compare_exchange_weak(
-                word,
-                pack(count - 1, next),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    // Relaxed: the frame is ours now; only its holder touches the word
-                    // until the return's compare-exchange.
-                    link.store(crate::free_list::OUT, Ordering::Relaxed);
-                    return Some(top);
-                }
-                Err(seen) => word = seen,
-            }
+    pub fn pop(&self) -> Option<u32> {
+        let count = self.count.load(Ordering::Relaxed);
+        // A blocked magazine hands nothing out: its frames belong to the waiters (or
+        // to close), and the owner's processor call moves them.
+        if count == 0 || self.blocked.load(Ordering::Relaxed) != 0 {
+            return None;
         }
+        let count = count - 1;
+        self.count.store(count, Ordering::Relaxed);
+        Some(self.frames[count as usize].load(Ordering::Relaxed))
     }
 
-    /// Owner only: caches frame `index`, which the caller has just taken from a client
-    /// with `claim`, and whose link word `claim` set to the top this push read (`top`
-    /// from [`Self::peek`]). `false`: the magazine is full or blocked, or changed since
-    /// the peek; the frame is still the caller's, its link word holding a stale top.
+    /// Owner only: caches claimed frame `index`; `false` if the magazine is full or
+    /// blocked (the frame is still the caller's).
     #[inline]
     #[must_use = "a frame the magazine refused is still the caller's"]
-    pub fn push(&self, peeked: u64, index: u32) -> bool {
-        let (count, _) = unpack(peeked);
-        // Release on success: publishes the frame's link word (the chain a taker walks)
-        // to the Acquire of `take_all` / `block`. Acquire on failure: if a blocker's
-        // swap is what we see, its caller's `pending_len` store is then visible to the
-        // slow path we take next.
-        self.word
-            .compare_exchange(
-                peeked,
-                pack(count + 1, index),
-                Ordering::Release,
-                Ordering::Acquire,
-            )
-            .is_ok()
-    }
-
-    /// Owner only: the word a push would replace, and the top the pushed frame must
-    /// link to; `None` if the magazine is full or blocked.
-    #[inline]
-    #[must_use]
-    pub fn peek(&self) -> Option<(u64, u32)> {
-        // Relaxed: the guess `push` confirms with its compare-exchange.
-        let word = self.word.load(Ordering::Relaxed);
-        let (count, top) = unpack(word);
-        (count < CAPACITY).then_some((word, top))
-    }
-
-    /// Any processor: empties the magazine, unless it is blocked, and returns what it
-    /// held.
-    #[must_use = "the taken frames are the caller's"]
-    pub fn take_all(&self) -> Option<Stack> {
-        // Relaxed: a first guess (most magazines are empty when a drain passes, and a
-        // load keeps their lines shared).
-        let mut word = self.word.load(Ordering::Relaxed);
-        loop {
-            Stack::of(word)?;
-            // Acquire on success: pairs with the pushes' Release, so the links we walk
-            // are the ones the owner wrote. Relaxed on failure: retry with the value.
-            match self
-                .word
-                .compare_exchange_weak(word, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return Stack::of(word),
-                Err(seen) => word = seen,
-            }
+    pub fn push(&self, index: u32) -> bool {
+        let count = self.count.load(Ordering::Relaxed);
+        if count >= CAPACITY || self.blocked.load(Ordering::Relaxed) != 0 {
+            return false;
         }
+        self.frames[count as usize].store(index, Ordering::Relaxed);
+        self.count.store(count + 1, Ordering::Relaxed);
+        true
     }
 
-    /// Any processor: blocks the magazine and returns what it held. Called under the
-    /// allocator's queue lock (see `allocator`, "Magazines").
+    /// Owner only (its processor call, or close's census with nothing running):
+    /// empties the magazine, blocked or not.
     #[must_use = "the taken frames are the caller's"]
-    pub fn block(&self) -> Option<Stack> {
-        // AcqRel: Acquire as in `take_all`; Release so a push failing on BLOCKED (its
-        // Acquire failure load) sees what the blocker wrote before (`pending_len`,
-        // CLOSED).
-        Stack::of(self.word.swap(BLOCKED, Ordering::AcqRel))
+    pub fn take_all(&self) -> Option<Taken> {
+        let count = self.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return None;
+        }
+        self.count.store(0, Ordering::Relaxed);
+        let mut taken = Taken {
+            frames: [0; CAPACITY as usize],
+            count,
+        };
+        for (to, from) in taken.frames.iter_mut().zip(&self.frames[..count as usize]) {
+            *to = from.load(Ordering::Relaxed);
+        }
+        Some(taken)
     }
 
-    /// Any processor: unblocks the magazine (empty). Under the queue lock, which every
-    /// block also holds, so a block and an unblock never interleave.
+    /// Any processor, under the allocator's queue lock: the owner caches and hands out
+    /// nothing more until [`Self::unblock`]. The owner may not see it until its
+    /// processor call has run (the caller queues one).
+    pub fn block(&self) {
+        // Relaxed: the processor call the caller queues next is what makes the owner
+        // see it (queueing and running a DPC are ordered by the kernel's DPC queue
+        // lock); before that, the owner acting on the old value is a frame cached or
+        // handed out just before the block, which that call then moves.
+        self.blocked.store(1, Ordering::Relaxed);
+    }
+
+    /// Any processor, under the allocator's queue lock: lets the owner cache again.
     pub fn unblock(&self) {
-        // Relaxed: publishes nothing (an empty magazine); a CAS so a magazine that was
-        // never blocked (raced by nothing, under the lock) stays as it is.
-        let _ = self
-            .word
-            .compare_exchange(BLOCKED, EMPTY, Ordering::Relaxed, Ordering::Relaxed);
+        // Relaxed: nothing is published; the owner caching a little later is harmless.
+        self.blocked.store(0, Ordering::Relaxed);
     }
 
-    /// Frames cached now (racy by nature; for STATUS and diagnostics).
+    /// Whether the magazine is blocked (racy by nature).
+    #[must_use]
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed) != 0
+    }
+
+    /// Frames cached now (racy from another processor; exact for the owner).
     #[must_use]
     pub fn len(&self) -> u32 {
-        Stack::of(self.word.load(Ordering::Relaxed)).map_or(0, |s| s.count)
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether the magazine holds no frame now (racy by nature).
@@ -263,65 +228,52 @@ fn bump_owned(counter: &AtomicU64) {
 mod tests {
     use super::*;
 
-    /// Pushes `index` the way the allocator does: peek, link, push.
-    fn cache(m: &Magazine, list: &FreeList, index: u32) -> bool {
-        let Some((word, top)) = m.peek() else {
-            return false;
-        };
-        list.set_next(index, top);
-        m.push(word, index)
-    }
-
     #[test]
     fn lifo_up_to_capacity_then_refuses() {
-        let list = FreeList::new(16).unwrap();
-        let m = Magazine::new(false);
-        assert_eq!(m.pop(&list), None);
+        let m = Slot::new(false);
+        assert_eq!(m.pop(), None);
         for index in 0..CAPACITY {
-            assert!(cache(&m, &list, index));
+            assert!(m.push(index));
         }
         assert_eq!(m.len(), CAPACITY);
-        assert!(!cache(&m, &list, 9), "full");
+        assert!(!m.push(99), "full");
         for index in (0..CAPACITY).rev() {
-            assert_eq!(m.pop(&list), Some(index));
+            assert_eq!(m.pop(), Some(index));
         }
-        assert_eq!(m.pop(&list), None);
+        assert_eq!(m.pop(), None);
         assert!(m.is_empty());
     }
 
     #[test]
-    fn take_all_empties_and_yields_the_stack() {
-        let list = FreeList::new(16).unwrap();
-        let m = Magazine::new(false);
+    fn take_all_empties_bottom_first() {
+        let m = Slot::new(false);
         assert_eq!(m.take_all(), None);
         for index in [4, 0, 2] {
-            assert!(cache(&m, &list, index));
+            assert!(m.push(index));
         }
-        assert_eq!(m.take_all(), Some(Stack { top: 2, count: 3 }));
-        assert_eq!((list.next(2), list.next(0)), (0, 4));
+        assert_eq!(m.take_all().unwrap().frames(), [4, 0, 2]);
         assert!(m.is_empty());
-        assert_eq!(m.pop(&list), None);
+        assert_eq!(m.pop(), None);
     }
 
     #[test]
-    fn blocked_refuses_everything_until_unblocked() {
-        let list = FreeList::new(16).unwrap();
-        let m = Magazine::new(false);
-        assert!(cache(&m, &list, 3));
-        assert_eq!(m.block(), Some(Stack { top: 3, count: 1 }));
-        assert!(!cache(&m, &list, 5));
-        assert_eq!(m.pop(&list), None);
-        assert_eq!(m.take_all(), None);
-        assert_eq!(m.len(), 0);
+    fn blocked_caches_and_hands_out_nothing_but_can_be_emptied() {
+        let m = Slot::new(false);
+        assert!(m.push(3));
+        m.block();
+        assert!(m.is_blocked());
+        assert!(!m.push(5));
+        assert_eq!(m.pop(), None, "its frame is for the waiters");
+        assert_eq!(m.take_all().unwrap().frames(), [3]);
         m.unblock();
-        assert!(cache(&m, &list, 5));
-        assert_eq!(m.pop(&list), Some(5));
-        assert!(Magazine::new(true).peek().is_none());
+        assert!(m.push(5));
+        assert_eq!(m.pop(), Some(5));
+        assert!(!Slot::new(true).push(1));
     }
 
     #[test]
     fn owner_counters_add_up() {
-        let m = Magazine::new(false);
+        let m = Slot::new(false);
         m.count_allocation();
         m.count_allocation();
         m.count_free();

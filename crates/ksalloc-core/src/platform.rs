@@ -82,12 +82,11 @@ pub trait FrameMemory: Send + Sync {
     fn base(&self) -> usize;
 }
 
-/// Work a platform runs later on one given processor, at `DISPATCH_LEVEL`: what a DPC
-/// targeted at that processor is on Windows ("Introduction to DPC Objects": a DPC runs
-/// at DISPATCH_LEVEL on the processor whose queue it is in, once that processor's IRQL
-/// drops below DISPATCH_LEVEL).
+/// Work a platform runs later on one given processor, at `DISPATCH_LEVEL`.
 ///
-/// That last part is what the core relies on: a call for processor *p* never runs
+/// On Windows, a DPC targeted at that processor ("Introduction to DPC Objects": a DPC
+/// runs at DISPATCH_LEVEL on the processor whose queue it is in, once that processor's
+/// IRQL drops below DISPATCH_LEVEL). That last part is what the core relies on: a call for processor *p* never runs
 /// during one of *p*'s [`Platform::with_processor`] sections (those run at
 /// `DISPATCH_LEVEL` on *p*), so it may touch the state only *p* touches there with
 /// plain loads and stores, and whatever *p* does after the call sees what it did.
@@ -214,6 +213,7 @@ pub trait Platform: Clone + Send + Sync + 'static {
     /// `calls` was created by [`Self::new_processor_calls`] for `T`, and `target`
     /// stays alive at its address until the call has run or
     /// [`Self::flush_processor_calls`] has returned.
+    #[allow(unsafe_code)] // The contract above is the caller's to keep (lib.rs).
     unsafe fn queue_processor_call<T: ProcessorCall>(
         &self,
         calls: &Self::ProcessorCalls,
