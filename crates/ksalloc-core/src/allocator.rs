@@ -6,14 +6,14 @@
 //! | entry point | what it serves | IRQL |
 //! |---|---|---|
 //! | [`Allocator::create`] | IRP_MJ_CREATE with a framing | PASSIVE |
-//! | [`Allocator::table_allocate`] | `AllocateFrame` of the function table | <= DISPATCH |
-//! | [`Allocator::free`] | `FreeFrame` of the table, and the FREE method | <= DISPATCH |
-//! | [`Allocator::method_alloc`] | the ALLOC method | <= DISPATCH |
-//! | [`Allocator::cancel`] | the cancel routine of a pended ALLOC | <= DISPATCH |
-//! | [`Allocator::acquire_function_table`] | FUNCTIONTABLE Get | PASSIVE |
-//! | [`Allocator::enable_free_frame_event`] and disable | FREEFRAME events | PASSIVE |
-//! | [`Allocator::cleanup`] | IRP_MJ_CLEANUP | PASSIVE |
-//! | [`Allocator::close`] | IRP_MJ_CLOSE | PASSIVE |
+//! | [`Engine::table_allocate`] | `AllocateFrame` of the function table | <= DISPATCH |
+//! | [`Engine::free`] | `FreeFrame` of the table, and the FREE method | <= DISPATCH |
+//! | [`Engine::method_alloc`] | the ALLOC method | <= DISPATCH |
+//! | [`Engine::cancel`] | the cancel routine of a pended ALLOC | <= DISPATCH |
+//! | [`Engine::acquire_function_table`] | FUNCTIONTABLE Get | PASSIVE |
+//! | [`Engine::enable_free_frame_event`] and disable | FREEFRAME events | PASSIVE |
+//! | [`Engine::cleanup`] | IRP_MJ_CLEANUP | PASSIVE |
+//! | [`Engine::close`] | IRP_MJ_CLOSE | PASSIVE |
 //!
 //! ## Pending requests get the first claim on returned frames
 //! A returned frame goes to the oldest pending ALLOC if there is one, else onto the free
@@ -74,9 +74,9 @@
 //! IRP_MJ_CLEANUP means the last handle is gone while kernel references may remain
 //! ("IRP_MJ_CLEANUP" page); IRP_MJ_CLOSE means the last reference is gone ("IRP_MJ_CLOSE"
 //! page). An AVStream pin given this allocator references its file object and keeps
-//! calling the function table after user mode closes the handle. So [`Allocator::cleanup`]
+//! calling the function table after user mode closes the handle. So [`Engine::cleanup`]
 //! cancels the pending ALLOCs, refuses new IRP-based requests and disables the events,
-//! and the table keeps working; [`Allocator::close`] ends the table. The cleanup flag is
+//! and the table keeps working; [`Engine::close`] ends the table. The cleanup flag is
 //! set under the `shared` lock every pend and enable takes, so a request racing with
 //! cleanup is either cancelled by it or refused.
 //!
@@ -98,6 +98,9 @@ use crate::platform::{Irql, Platform, PoolCharge, ProcessorCall, Requestor, Spin
 use crate::rundown::{Released, Rundown};
 use crate::stats::{Counter, Counters, Stats};
 use crate::sync::{AtomicBool, AtomicU32, Ordering};
+
+/// `listeners`' bit for an armed function table; the bits below count client events.
+const TABLE_ARMED: u32 = 1 << 31;
 
 /// Most FREEFRAME events enabled at once on one allocator.
 pub const MAX_CLIENT_EVENTS: usize = 16;
@@ -169,7 +172,7 @@ impl Snapshot {
     }
 }
 
-/// Why [`Allocator::take_frame`] found no frame.
+/// Why [`Engine::take_frame`] found no frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Taken {
     /// The free list is empty.
@@ -178,7 +181,7 @@ enum Taken {
     Closed,
 }
 
-/// What [`Allocator::free`] did with a frame on its processor.
+/// What [`Engine::free`] did with a frame on its processor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Returned {
     /// Cached in the processor's magazine: done.
@@ -243,10 +246,10 @@ pub struct Engine<P: Platform> {
     rundown: Rundown,
     /// Mirror of `shared.queue.len()`, stored under the lock, read without it.
     pending_len: AtomicU32,
-    /// Set once FUNCTIONTABLE has been handed out: frees then signal `internal_event`.
-    table_armed: AtomicBool,
-    /// Number of enabled FREEFRAME events, read without the lock on every free.
-    client_events: AtomicU32,
+    /// Who a free must notify, read without the lock on every free, written under
+    /// `shared`: [`TABLE_ARMED`] once FUNCTIONTABLE has been handed out (frees then
+    /// signal `internal_event`), plus the number of enabled FREEFRAME events.
+    listeners: AtomicU32,
     /// Set by IRP_MJ_CLEANUP, under `shared` (see "Cleanup is not close").
     cleaned_up: AtomicBool,
     internal_event: P::Event,
@@ -369,8 +372,7 @@ impl<P: Platform> Engine<P> {
             list,
             rundown: Rundown::new(),
             pending_len: AtomicU32::new(0),
-            table_armed: AtomicBool::new(false),
-            client_events: AtomicU32::new(0),
+            listeners: AtomicU32::new(0),
             cleaned_up: AtomicBool::new(false),
             stats: Stats::default(),
             magazines,
@@ -513,10 +515,10 @@ impl<P: Platform> Engine<P> {
         }
         self.platform.with_processor(|cpu| {
             let slot = self.magazines.get(cpu)?;
-            let index = slot.pop()?;
+            let frame = slot.pop()?;
             slot.count_allocation();
-            self.list.set_out(index);
-            Some(index)
+            self.list.set_out_at(frame.position);
+            Some(frame.index)
         })
     }
 
@@ -525,7 +527,8 @@ impl<P: Platform> Engine<P> {
     /// (module docs, "Magazines"), and counts the free there.
     #[inline]
     fn claim_on(&self, cpu: usize, index: u32) -> Returned {
-        if self.list.claim_in_range(index).is_err() {
+        let position = self.list.position(index);
+        if self.list.claim_at(position).is_err() {
             return Returned::Refused;
         }
         let Some(slot) = self.magazines.get(cpu) else {
@@ -533,7 +536,7 @@ impl<P: Platform> Engine<P> {
             return Returned::Claimed;
         };
         slot.count_free();
-        if slot.push(index) {
+        if slot.push(magazine::Cached { index, position }) {
             Returned::Cached
         } else {
             Returned::Claimed
@@ -812,8 +815,7 @@ impl<P: Platform> Engine<P> {
             if self.list.is_closed() || self.cleaned_up.load(Ordering::Relaxed) {
                 return Err(NtStatus::INVALID_DEVICE_STATE);
             }
-            // Release: pairs with the Acquire in `notify`, which then sees a ready event.
-            self.table_armed.store(true, Ordering::Release);
+            self.set_listeners(TABLE_ARMED, TABLE_ARMED);
             Ok(())
         })
     }
@@ -916,7 +918,7 @@ impl<P: Platform> Engine<P> {
         };
         self.shared.with(|_| {
             // Under the lock acquire_function_table arms under (see there).
-            self.table_armed.store(false, Ordering::Release);
+            self.set_listeners(TABLE_ARMED, 0);
             // After the list closed, under the lock unblocks take (they do nothing on a
             // closed list): blocked for good, and every processor's call moves what
             // its magazine holds onto the closed list, counting it down ("Magazines").
@@ -1012,8 +1014,18 @@ impl<P: Platform> Engine<P> {
     fn store_event_count(&self, shared: &Shared<P>) {
         #[allow(clippy::cast_possible_truncation)] // At most MAX_CLIENT_EVENTS.
         let count = shared.events.len() as u32;
-        // Release: pairs with the Acquire in `notify`.
-        self.client_events.store(count, Ordering::Release);
+        self.set_listeners(!TABLE_ARMED, count);
+    }
+
+    /// Sets the `mask` bits of `listeners` to `value`. Under the `shared` lock, which
+    /// every writer holds: a load and a store, no read-modify-write needed.
+    fn set_listeners(&self, mask: u32, value: u32) {
+        // Relaxed: the lock orders the writers.
+        let old = self.listeners.load(Ordering::Relaxed);
+        // Release: pairs with the Acquire in `notify_armed`, which then sees a ready
+        // event and the events vector.
+        self.listeners
+            .store(old & !mask | value & mask, Ordering::Release);
     }
 
     /// Takes the oldest request whose cancel routine we could take back, if open.
@@ -1087,21 +1099,20 @@ impl<P: Platform> Engine<P> {
     /// inlined into every free; the signalling is not.
     #[inline]
     fn notify(&self) {
-        // Relaxed: only a filter; `notify_armed` re-reads both with Acquire.
-        if self.table_armed.load(Ordering::Relaxed)
-            || self.client_events.load(Ordering::Relaxed) != 0
-        {
+        // Relaxed: only a filter; `notify_armed` re-reads with Acquire.
+        if self.listeners.load(Ordering::Relaxed) != 0 {
             self.notify_armed();
         }
     }
 
     #[inline(never)]
     fn notify_armed(&self) {
-        // Acquire: pairs with the Release stores that arm these.
-        if self.table_armed.load(Ordering::Acquire) {
+        // Acquire: pairs with the Release store that armed it.
+        let listeners = self.listeners.load(Ordering::Acquire);
+        if listeners & TABLE_ARMED != 0 {
             self.platform.set_event(&self.internal_event);
         }
-        if self.client_events.load(Ordering::Acquire) != 0 {
+        if listeners & !TABLE_ARMED != 0 {
             self.shared.with(|shared| {
                 for event in &shared.events {
                     self.platform.signal_client(event);

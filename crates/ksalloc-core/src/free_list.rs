@@ -260,22 +260,44 @@ impl FreeList {
         self.word(index).store(OUT, Ordering::Relaxed);
     }
 
-    /// [`Self::claim`] for an index the caller has range-checked already (the
-    /// allocator's `index_of`): the free's hot path, without the check.
+    /// Where index `i`'s link word lives (`i < len`), for a caller that keeps it
+    /// beside the index to skip the arithmetic next time (a magazine).
+    #[inline]
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)] // Below the word count, a u32.
+    pub const fn position(&self, index: u32) -> u32 {
+        self.slot(index) as u32
+    }
+
+    /// [`Self::claim`] for a frame whose link word is at `position` ([`Self::position`]
+    /// of an index the caller has range-checked: the allocator's `index_of`): the
+    /// free's hot path, without the check.
     ///
     /// # Errors
     /// [`ReturnError::NotOut`] when the frame is not held (a double free).
     ///
     /// # Panics
-    /// If `index` lies past the link words (an index below `len` never does).
+    /// If `position` lies past the link words (a position of an index below `len`
+    /// never does).
     #[inline]
-    pub fn claim_in_range(&self, index: u32) -> Result<(), ReturnError> {
-        debug_assert!(index < self.len, "index_of checked it");
+    pub fn claim_at(&self, position: u32) -> Result<(), ReturnError> {
         // Acquire on success, Relaxed on failure: as in `claim`.
-        self.word(index)
+        self.link[position as usize]
             .compare_exchange(OUT, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
             .map(|_| ())
             .map_err(|_| ReturnError::NotOut)
+    }
+
+    /// Marks the claimed frame whose link word is at `position` as held by a client
+    /// (the caller owns it: just taken from a magazine).
+    ///
+    /// # Panics
+    /// As [`Self::claim_at`].
+    #[inline]
+    pub fn set_out_at(&self, position: u32) {
+        // Relaxed: only the holder touches the word until it returns the frame, and the
+        // return's compare-exchange is what other processors contend on.
+        self.link[position as usize].store(OUT, Ordering::Relaxed);
     }
 
     /// The link word of a frame the caller owns (chained to be listed).
@@ -470,7 +492,7 @@ mod tests {
         list.push(d).unwrap();
         // c -> b -> a, as a magazine's frames are chained to be listed.
         for (frame, next) in [(a, NIL), (b, a), (c, b)] {
-            list.claim_in_range(frame).unwrap();
+            list.claim_at(list.position(frame)).unwrap();
             list.set_next(frame, next);
         }
         list.push_chain(c, 3).unwrap();

@@ -31,6 +31,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// processor finds them cheaply.
 pub const CAPACITY: u32 = 4;
 
+/// `blocked` of a blocked magazine: one bit above any count, so "count in range and
+/// not blocked" is one OR and one compare.
+const BLOCKED: u32 = 1 << 31;
+
 /// One processor's magazine and its counters.
 ///
 /// 128 bytes apart in an array, so two processors' fields never share a 64-byte line
@@ -44,12 +48,14 @@ pub const CAPACITY: u32 = 4;
 pub struct Magazine {
     /// Frames cached (owner only).
     count: AtomicU32,
-    /// Non-zero while the magazine must not cache or hand out frames: requests wait,
-    /// the allocator closed, or the pool is below the magazine rule. Written by anyone
-    /// under the allocator's queue lock, read by the owner.
+    /// [`BLOCKED`] while the magazine must not cache or hand out frames (requests
+    /// wait, the allocator closed, or the pool is below the magazine rule), else 0.
+    /// Written by anyone under the allocator's queue lock, read by the owner.
     blocked: AtomicU32,
-    /// The cached frames, bottom first (owner only).
-    frames: [AtomicU32; CAPACITY as usize],
+    /// The cached frames, bottom first (owner only): each frame's index, and above it
+    /// the position of its link word (`FreeList::position`), so handing it out again
+    /// needs no index arithmetic.
+    frames: [AtomicU64; CAPACITY as usize],
     /// Frames handed out on this processor (owner only).
     allocations: AtomicU64,
     /// Frames taken back on this processor (owner only).
@@ -80,12 +86,35 @@ impl Slot {
         Self {
             magazine: Magazine {
                 count: AtomicU32::new(0),
-                blocked: AtomicU32::new(u32::from(blocked)),
-                frames: core::array::from_fn(|_| AtomicU32::new(0)),
+                blocked: AtomicU32::new(if blocked { BLOCKED } else { 0 }),
+                frames: core::array::from_fn(|_| AtomicU64::new(0)),
                 allocations: AtomicU64::new(0),
                 frees: AtomicU64::new(0),
             },
             _pad: [0; 128 - core::mem::size_of::<Magazine>()],
+        }
+    }
+}
+
+/// A cached frame: its index and its link word's position (`FreeList::position`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cached {
+    /// The frame's index.
+    pub index: u32,
+    /// Where its link word lives.
+    pub position: u32,
+}
+
+impl Cached {
+    const fn pack(self) -> u64 {
+        (self.position as u64) << 32 | self.index as u64
+    }
+
+    #[allow(clippy::cast_possible_truncation)] // Unpacking the halves we packed.
+    const fn unpack(word: u64) -> Self {
+        Self {
+            index: word as u32,
+            position: (word >> 32) as u32,
         }
     }
 }
@@ -114,28 +143,30 @@ impl Magazine {
     /// blocked. The frame is still `CLAIMED`; the caller marks it out.
     #[inline]
     #[must_use = "a popped frame is the caller's"]
-    pub fn pop(&self) -> Option<u32> {
-        let count = self.count.load(Ordering::Relaxed);
-        // A blocked magazine hands nothing out: its frames belong to the waiters (or
-        // to close), and the owner's processor call moves them.
-        if count == 0 || self.blocked.load(Ordering::Relaxed) != 0 {
+    pub fn pop(&self) -> Option<Cached> {
+        // The top's position; an empty magazine wraps to u32::MAX. A blocked one hands
+        // nothing out: its frames belong to the waiters (or to close), and the owner's
+        // processor call moves them.
+        let top = self.count.load(Ordering::Relaxed).wrapping_sub(1);
+        if top | self.blocked.load(Ordering::Relaxed) >= CAPACITY {
             return None;
         }
-        let count = count - 1;
-        self.count.store(count, Ordering::Relaxed);
-        Some(self.frames[count as usize].load(Ordering::Relaxed))
+        self.count.store(top, Ordering::Relaxed);
+        Some(Cached::unpack(
+            self.frames[top as usize].load(Ordering::Relaxed),
+        ))
     }
 
-    /// Owner only: caches claimed frame `index`; `false` if the magazine is full or
-    /// blocked (the frame is still the caller's).
+    /// Owner only: caches a claimed frame; `false` if the magazine is full or blocked
+    /// (the frame is still the caller's).
     #[inline]
     #[must_use = "a frame the magazine refused is still the caller's"]
-    pub fn push(&self, index: u32) -> bool {
+    pub fn push(&self, frame: Cached) -> bool {
         let count = self.count.load(Ordering::Relaxed);
-        if count >= CAPACITY || self.blocked.load(Ordering::Relaxed) != 0 {
+        if count | self.blocked.load(Ordering::Relaxed) >= CAPACITY {
             return false;
         }
-        self.frames[count as usize].store(index, Ordering::Relaxed);
+        self.frames[count as usize].store(frame.pack(), Ordering::Relaxed);
         self.count.store(count + 1, Ordering::Relaxed);
         true
     }
@@ -154,7 +185,7 @@ impl Magazine {
             count,
         };
         for (to, from) in taken.frames.iter_mut().zip(&self.frames[..count as usize]) {
-            *to = from.load(Ordering::Relaxed);
+            *to = Cached::unpack(from.load(Ordering::Relaxed)).index;
         }
         Some(taken)
     }
@@ -167,7 +198,7 @@ impl Magazine {
         // see it (queueing and running a DPC are ordered by the kernel's DPC queue
         // lock); before that, the owner acting on the old value is a frame cached or
         // handed out just before the block, which that call then moves.
-        self.blocked.store(1, Ordering::Relaxed);
+        self.blocked.store(BLOCKED, Ordering::Relaxed);
     }
 
     /// Any processor, under the allocator's queue lock: lets the owner cache again.
@@ -228,17 +259,25 @@ fn bump_owned(counter: &AtomicU64) {
 mod tests {
     use super::*;
 
+    /// A frame whose link word sits at ten times its index (any position will do).
+    const fn frame(index: u32) -> Cached {
+        Cached {
+            index,
+            position: index * 10,
+        }
+    }
+
     #[test]
     fn lifo_up_to_capacity_then_refuses() {
         let m = Slot::new(false);
         assert_eq!(m.pop(), None);
         for index in 0..CAPACITY {
-            assert!(m.push(index));
+            assert!(m.push(frame(index)));
         }
         assert_eq!(m.len(), CAPACITY);
-        assert!(!m.push(99), "full");
+        assert!(!m.push(frame(99)), "full");
         for index in (0..CAPACITY).rev() {
-            assert_eq!(m.pop(), Some(index));
+            assert_eq!(m.pop(), Some(frame(index)));
         }
         assert_eq!(m.pop(), None);
         assert!(m.is_empty());
@@ -249,7 +288,7 @@ mod tests {
         let m = Slot::new(false);
         assert_eq!(m.take_all(), None);
         for index in [4, 0, 2] {
-            assert!(m.push(index));
+            assert!(m.push(frame(index)));
         }
         assert_eq!(m.take_all().unwrap().frames(), [4, 0, 2]);
         assert!(m.is_empty());
@@ -259,16 +298,16 @@ mod tests {
     #[test]
     fn blocked_caches_and_hands_out_nothing_but_can_be_emptied() {
         let m = Slot::new(false);
-        assert!(m.push(3));
+        assert!(m.push(frame(3)));
         m.block();
         assert!(m.is_blocked());
-        assert!(!m.push(5));
+        assert!(!m.push(frame(5)));
         assert_eq!(m.pop(), None, "its frame is for the waiters");
         assert_eq!(m.take_all().unwrap().frames(), [3]);
         m.unblock();
-        assert!(m.push(5));
-        assert_eq!(m.pop(), Some(5));
-        assert!(!Slot::new(true).push(1));
+        assert!(m.push(frame(5)));
+        assert_eq!(m.pop(), Some(frame(5)));
+        assert!(!Slot::new(true).push(frame(1)));
     }
 
     #[test]

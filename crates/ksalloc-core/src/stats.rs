@@ -2,7 +2,7 @@
 //!
 //! The two counted on every pair, allocations and frees, are per processor: each
 //! processor's slot (`magazine::Magazine`) counts them with a plain load and store inside
-//! `with_processor`, and `Allocator::counters` sums them with the cells here. These
+//! `with_processor`, and `Engine::counters` sums them with the cells here. These
 //! shared cells count the rest: the cold events (pends, cancels, refused frees, failed
 //! allocations), the frames handed straight to a pending request, and the peak (written
 //! only when it rises).

@@ -955,3 +955,144 @@ fn dropping_an_open_allocator_with_cached_frames_frees_its_memory() {
     drop(alloc);
     kernel.assert_no_leaks();
 }
+
+// ---- magazines, with processor calls held back ---------------------------------------
+//
+// Windows gives no bound on when a DPC runs. With the model holding every processor
+// call until `run_processor_calls`, these check that nothing depends on its timing:
+// frames cached elsewhere are free, never lost, never handed out twice, and reach the
+// shared path (and any waiter) once the calls run.
+
+/// A magazine pool with every frame out on processor 0 except `cached`, freed (cached)
+/// on processor 1. Returns the frames still held and the cached ones.
+fn cached_on_one(kernel: &ModelKernel, alloc: &Alloc, cached: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut held: Vec<usize> =
+        std::iter::from_fn(|| on(0, || alloc.table_allocate()).ok()).collect();
+    assert_eq!(held.len(), MAGAZINE_FRAMES as usize);
+    let freed: Vec<usize> = held.drain(..cached).collect();
+    for &frame in &freed {
+        on(1, || alloc.free(frame)).unwrap();
+    }
+    assert_eq!(alloc.snapshot().cached as usize, cached);
+    kernel.hold_processor_calls(true);
+    (held, freed)
+}
+
+#[test]
+fn a_table_miss_asks_the_caching_processor_and_its_call_lists_the_frames() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let (mut held, cached) = cached_on_one(&kernel, &alloc, 2);
+    alloc.acquire_function_table().unwrap();
+    alloc.internal_event().clear();
+    // Processor 0: own magazine and the list empty; processor 1's call is queued but
+    // has not run, so the table allocation fails now, changing nothing.
+    assert_eq!(
+        on(0, || alloc.table_allocate()),
+        Err(NtStatus::INSUFFICIENT_RESOURCES)
+    );
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.cached, snap.free), (2, 2));
+    kernel.run_processor_calls();
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.cached, snap.free), (0, 2), "the call listed them");
+    assert!(
+        alloc.internal_event().is_set(),
+        "and told the table's client, which failed meanwhile"
+    );
+    for _ in 0..2 {
+        let got = on(0, || alloc.table_allocate()).unwrap();
+        assert!(cached.contains(&got));
+        held.push(got);
+    }
+    held.sort_unstable();
+    held.dedup();
+    assert_eq!(
+        held.len(),
+        MAGAZINE_FRAMES as usize,
+        "no frame handed out twice"
+    );
+    kernel.hold_processor_calls(false);
+    for frame in held {
+        on(1, || alloc.free(frame)).unwrap();
+    }
+    alloc.close();
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn a_pend_asks_every_processor_and_the_waiter_gets_a_cached_frame_when_they_run() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let (held, cached) = cached_on_one(&kernel, &alloc, 1);
+    let irp = alloc_irp(&kernel, &alloc);
+    assert_eq!(on(0, || alloc.method_alloc(&irp)), AllocOutcome::Pended);
+    assert_eq!(irp.allocated_frame(), None, "the call has not run");
+    // Blocked: processor 1 neither hands its cached frame to the table nor caches more.
+    assert_eq!(
+        on(1, || alloc.table_allocate()),
+        Err(NtStatus::INSUFFICIENT_RESOURCES)
+    );
+    kernel.run_processor_calls();
+    assert_eq!(
+        irp.allocated_frame(),
+        Some(cached[0]),
+        "FIFO: the waiter got it"
+    );
+    let snap = assert_conserved(&alloc);
+    assert_eq!((snap.cached, snap.pending, snap.free), (0, 0, 0));
+    // The queue emptied: magazines cache again.
+    on(1, || alloc.free(cached[0])).unwrap();
+    assert_eq!(alloc.snapshot().cached, 1);
+    kernel.hold_processor_calls(false);
+    for frame in held {
+        on(0, || alloc.free(frame)).unwrap();
+    }
+    alloc.close();
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn close_counts_cached_frames_out_until_their_processor_lists_them() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let (held, _) = cached_on_one(&kernel, &alloc, 2);
+    for frame in held {
+        on(0, || alloc.free(frame)).unwrap();
+    }
+    // Processor 0 cached CAPACITY of those; the rest are listed.
+    assert_eq!(alloc.snapshot().cached, 2 + CAPACITY);
+    alloc.close();
+    assert!(
+        !alloc.is_drained(),
+        "cached frames still on their processors"
+    );
+    assert_eq!(kernel.live_blocks(), 1);
+    assert_eq!(alloc.status().allocated_frames, 2 + CAPACITY);
+    kernel.run_processor_calls();
+    assert!(alloc.is_drained());
+    assert!(alloc.snapshot().memory_released);
+    kernel.hold_processor_calls(false);
+    kernel.assert_no_leaks();
+}
+
+#[test]
+fn dropping_an_allocator_waits_for_its_queued_calls() {
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, MAGAZINE_FRAMES);
+    let (held, _) = cached_on_one(&kernel, &alloc, 1);
+    assert_eq!(
+        on(0, || alloc.table_allocate()),
+        Err(NtStatus::INSUFFICIENT_RESOURCES),
+        "queues processor 1's call"
+    );
+    for frame in held {
+        on(0, || alloc.free(frame)).unwrap();
+    }
+    alloc.close();
+    // Dropping flushes the queued call (the model panics if a queued call's object
+    // goes), which lists the cached frame on the closed list: the memory goes.
+    drop(alloc);
+    kernel.hold_processor_calls(false);
+    kernel.assert_no_leaks();
+}

@@ -1180,7 +1180,7 @@ impl Harness {
             .allocator
             .object()
             .as_allocator()
-            .map(ksalloc_core::Allocator::snapshot)
+            .map(|allocator| allocator.snapshot())
             .expect("allocator");
         let c = snap.counters;
         let pin_state = self.pin.as_ref().map_or_else(Vec::new, |p| {

@@ -180,7 +180,7 @@ fn shared_list_kernel<K: Kernel>(frames: u32) -> K {
     K::with_processors(frames / MIN_FRAMES_PER_PROCESSOR + 1)
 }
 
-/// ksalloc's function-table path: [`Allocator::table_allocate`] + [`Allocator::free`].
+/// ksalloc's function-table path: [`Engine::table_allocate`] + [`Engine::free`].
 pub struct Ksalloc<K: Kernel> {
     alloc: Allocator<K>,
 }
