@@ -82,10 +82,11 @@ pub trait FrameMemory: Send + Sync {
     fn base(&self) -> usize;
 }
 
-/// Work a platform runs later on one given processor, at `DISPATCH_LEVEL`: what a DPC
-/// targeted at that processor is on Windows ("Introduction to DPC Objects": a DPC runs
-/// at DISPATCH_LEVEL on the processor whose queue it is in, once that processor's IRQL
-/// drops below DISPATCH_LEVEL).
+/// Work a platform runs later on one given processor, at `DISPATCH_LEVEL`.
+///
+/// It is what a DPC targeted at that processor is on Windows ("Introduction to DPC
+/// Objects": a DPC runs at DISPATCH_LEVEL on the processor whose queue it is in, once
+/// that processor's IRQL drops below DISPATCH_LEVEL).
 ///
 /// That last part is what the core relies on: a call for processor *p* never runs
 /// during one of *p*'s [`Platform::with_processor`] sections (those run at
