@@ -243,22 +243,28 @@ impl Processors {
     pub(crate) fn deliver_calls(&self, wait: bool) -> usize {
         let mut ran = 0;
         loop {
+            // Passes until one runs nothing: a call may queue calls on processors this
+            // pass already went by.
+            let mut ran_now = 0;
             let mut left = false;
             for processor in 0..self.count() {
                 if !self.calls().has_queued(processor) {
                     continue;
                 }
                 if self.try_enter(processor) {
-                    ran += self.run_own_calls(processor);
+                    ran_now += self.run_own_calls(processor);
                     self.leave(processor);
                 } else {
                     left = true;
                 }
             }
-            if !(left && wait) {
-                return ran;
+            ran += ran_now;
+            if ran_now == 0 {
+                if !(left && wait) {
+                    return ran;
+                }
+                std::thread::yield_now();
             }
-            std::thread::yield_now();
         }
     }
 

@@ -229,10 +229,13 @@ fn a_call_may_queue_another() {
     let kernel = ModelKernel::with_processors(2);
     let recorder = Recorder::new(&kernel);
     bind_processor(Some(0));
-    *recorder.chain_to.lock().unwrap() = Some(1);
-    assert!(recorder.queue(0));
-    let processors: Vec<usize> = recorder.runs().iter().map(|r| r.processor).collect();
-    assert_eq!(processors, [0, 1]);
+    for (first, then) in [(0, 1), (1, 0)] {
+        recorder.runs.lock().unwrap().clear();
+        *recorder.chain_to.lock().unwrap() = Some(then);
+        assert!(recorder.queue(first));
+        let processors: Vec<usize> = recorder.runs().iter().map(|r| r.processor).collect();
+        assert_eq!(processors, [first, then]);
+    }
     recorder.flush();
 }
 
