@@ -86,7 +86,9 @@ pub trait FrameMemory: Send + Sync {
 ///
 /// On Windows, a DPC targeted at that processor ("Introduction to DPC Objects": a DPC
 /// runs at DISPATCH_LEVEL on the processor whose queue it is in, once that processor's
-/// IRQL drops below DISPATCH_LEVEL). That last part is what the core relies on: a call for processor *p* never runs
+/// IRQL drops below DISPATCH_LEVEL).
+///
+/// That last part is what the core relies on: a call for processor *p* never runs
 /// during one of *p*'s [`Platform::with_processor`] sections (those run at
 /// `DISPATCH_LEVEL` on *p*), so it may touch the state only *p* touches there with
 /// plain loads and stores, and whatever *p* does after the call sees what it did.

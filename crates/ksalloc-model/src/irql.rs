@@ -53,6 +53,14 @@ pub fn raise_irql(to: Irql) -> IrqlGuard {
     }
 }
 
+impl IrqlGuard {
+    /// The IRQL the guard restores.
+    #[must_use]
+    pub const fn previous(&self) -> Irql {
+        self.previous
+    }
+}
+
 impl Drop for IrqlGuard {
     fn drop(&mut self) {
         let now = current_irql();

@@ -1,7 +1,7 @@
 //! The model kernel: one instance per test, implementing the core's `Platform`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ks_abi::ks::{eventf, KsEventData};
@@ -15,6 +15,7 @@ use crate::irql::{assert_irql_at_most, current_irql, locks_held};
 use crate::lock::ModelSpinLock;
 use crate::pool::{fault_point, ModelMemory, Pool};
 use crate::processor::{assert_outside, Processors};
+use crate::processor_call::ModelProcessorCalls;
 
 /// Random pool failures for long runs (the simulator's `--fault-rate`).
 struct RandomFaults {
@@ -45,6 +46,8 @@ struct Inner {
     irps_created: AtomicU64,
     processors: Processors,
     frame_budget: FrameBudget,
+    /// [`ModelKernel::flush_discards_queued_calls`].
+    flush_discards: AtomicBool,
 }
 
 /// A model kernel. Clones share one kernel.
@@ -93,6 +96,7 @@ impl ModelKernel {
             irps_created: AtomicU64::new(0),
             processors: Processors::new(processors),
             frame_budget: FrameBudget::new(DEFAULT_FRAME_BUDGET),
+            flush_discards: AtomicBool::new(false),
         }))
     }
 
@@ -257,6 +261,47 @@ impl ModelKernel {
         })
     }
 
+    /// Holds queued processor calls back (`true`) until [`Self::run_processor_calls`]
+    /// or a flush, or lets them run at the automatic delivery points again (`false`,
+    /// the default). Windows gives no bound on when a queued DPC runs ("Introduction to
+    /// DPC Objects"): the core must be correct at any delay, and this checks it.
+    pub fn hold_processor_calls(&self, hold: bool) {
+        self.0.processors.calls().set_hold(hold);
+    }
+
+    /// Runs every queued processor call now, each on its processor (waiting while a
+    /// thread is on it), including calls those calls queue; returns how many ran. Held
+    /// or not. `PASSIVE_LEVEL`, outside `with_processor`, no spin lock held.
+    ///
+    /// # Panics
+    /// When called at a higher IRQL, inside `with_processor` or holding a spin lock.
+    #[track_caller]
+    #[allow(clippy::must_use_candidate)] // Tests run it for its effect as often as its count.
+    pub fn run_processor_calls(&self) -> usize {
+        assert_irql_at_most(Irql::Passive, "run_processor_calls");
+        assert_outside("run_processor_calls");
+        assert_eq!(locks_held(), 0, "run_processor_calls with a spin lock held");
+        self.0.processors.deliver_calls(true)
+    }
+
+    /// What `flush_processor_calls` does with calls still queued: run them now on their
+    /// processors (`false`, the default: what `KeFlushQueuedDpcs` waits for), or remove
+    /// them unrun (`true`: `KeRemoveQueueDpc` first, which the platform contract also
+    /// allows). A core that is right under both is right on either Windows glue.
+    pub fn flush_discards_queued_calls(&self, discard: bool) {
+        self.0.flush_discards.store(discard, Ordering::Relaxed);
+    }
+
+    pub(crate) fn processors(&self) -> &Processors {
+        &self.0.processors
+    }
+
+    /// Frees a pool block the model itself allocated for the driver (no IRQL checks:
+    /// the drop that calls it is checked by its owner).
+    pub(crate) fn free_pool_block(&self, memory: &ModelMemory) {
+        self.pool().free(memory);
+    }
+
     /// Runs `f` on the bytes `[address, address + len)` of live pool memory: how
     /// clients of the model touch frames. Legal up to `DISPATCH_LEVEL`.
     ///
@@ -277,6 +322,7 @@ impl Platform for ModelKernel {
     type ClientEvent = Arc<ModelEvent>;
     type Request = Irp;
     type Shared<T: Send + Sync> = ModelShared<T>;
+    type ProcessorCalls = ModelProcessorCalls;
 
     fn current_irql(&self) -> Irql {
         current_irql()
@@ -343,7 +389,7 @@ impl Platform for ModelKernel {
     }
 
     fn new_lock<T: Send>(&self, value: T) -> ModelSpinLock<T> {
-        ModelSpinLock::new(value)
+        ModelSpinLock::of_kernel(value, self.clone())
     }
 
     fn new_event(&self) -> Option<Arc<ModelEvent>> {
@@ -405,6 +451,62 @@ impl Platform for ModelKernel {
 
     fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R {
         self.0.processors.run(f)
+    }
+
+    fn new_processor_calls<T: ksalloc_core::ProcessorCall>(
+        &self,
+        processors: usize,
+    ) -> Option<ModelProcessorCalls> {
+        // KeInitializeDpc on a nonpaged KDPC array: the array is a pool allocation on
+        // the create path, with its fault points.
+        assert_irql_at_most(Irql::Passive, "new_processor_calls (create path)");
+        assert_outside("new_processor_calls");
+        if fault_point() || self.random_fault() {
+            self.pool().failures += 1;
+            return None;
+        }
+        let memory = self
+            .pool()
+            .allocate(ModelProcessorCalls::pool_bytes(processors), 16);
+        Some(crate::pool::host(|| {
+            ModelProcessorCalls::new::<T>(self.clone(), processors, memory)
+        }))
+    }
+
+    #[track_caller]
+    unsafe fn queue_processor_call<T: ksalloc_core::ProcessorCall>(
+        &self,
+        calls: &ModelProcessorCalls,
+        processor: usize,
+        target: &T,
+    ) -> bool {
+        // KeInsertQueueDpc may be called at any IRQL; the platform contract says
+        // DISPATCH_LEVEL at most, with a core lock possibly held.
+        assert_irql_at_most(Irql::Dispatch, "queue_processor_call");
+        assert_outside("KeInsertQueueDpc");
+        assert!(
+            calls.is_of(self),
+            "queue_processor_call with calls of another kernel"
+        );
+        let queued = crate::pool::host(|| calls.queue(processor, target));
+        if current_irql() == Irql::Passive {
+            // Queued from PASSIVE_LEVEL: an idle target processor runs it at once.
+            self.0.processors.deliver_if_idle();
+        }
+        queued
+    }
+
+    #[track_caller]
+    fn flush_processor_calls(&self, calls: &ModelProcessorCalls) {
+        // KeFlushQueuedDpcs: PASSIVE_LEVEL ("KeFlushQueuedDpcs function").
+        assert_irql_at_most(Irql::Passive, "KeFlushQueuedDpcs");
+        assert_outside("KeFlushQueuedDpcs");
+        assert_eq!(locks_held(), 0, "KeFlushQueuedDpcs with a spin lock held");
+        assert!(
+            calls.is_of(self),
+            "flush_processor_calls with calls of another kernel"
+        );
+        calls.flush(self.0.flush_discards.load(Ordering::Relaxed));
     }
 
     fn reference_client_event(

@@ -9,7 +9,8 @@
 //!   ([`lock`]); events panic when waited on at `DISPATCH_LEVEL` ([`event`]).
 //! - Nonpaged pool has fault injection and leak accounting ([`pool`]).
 //! - A kernel has a fixed number of processors, one thread at a time at
-//!   `DISPATCH_LEVEL` on each ([`processor`]).
+//!   `DISPATCH_LEVEL` on each ([`processor`]), and a DPC queue each
+//!   ([`processor_call`]).
 //!
 //! A violation is a panic, so a test that breaks a kernel rule fails.
 
@@ -23,6 +24,7 @@ pub mod kernel;
 pub mod lock;
 pub mod pool;
 pub mod processor;
+pub mod processor_call;
 
 pub use client::{FunctionTable, KsClient};
 pub use driver::{AllocatorRef, FileObject, FileRef, Handle, ModelDriver};
@@ -32,3 +34,4 @@ pub use irql::{current_irql, raise_irql, IrqlGuard};
 pub use kernel::ModelKernel;
 pub use lock::ModelSpinLock;
 pub use processor::bind_processor;
+pub use processor_call::ModelProcessorCalls;

@@ -7,12 +7,17 @@ use std::sync::Mutex;
 use ksalloc_core::{Irql, SpinLock};
 
 use crate::irql::{assert_irql_at_most, lock_acquired, lock_released, raise_irql};
+use crate::ModelKernel;
 
 /// A `KSPIN_LOCK` around a value.
 pub struct ModelSpinLock<T> {
     value: Mutex<T>,
     /// Id of the thread holding the lock, 0 if none (for recursion detection).
     holder: AtomicU64,
+    /// The kernel whose queued processor calls may run once the release drops the
+    /// thread below `DISPATCH_LEVEL` (`Platform::new_lock`'s locks; `None` for
+    /// [`ModelSpinLock::new`]).
+    kernel: Option<ModelKernel>,
 }
 
 fn thread_tag() -> u64 {
@@ -31,6 +36,17 @@ impl<T> ModelSpinLock<T> {
         Self {
             value: Mutex::new(value),
             holder: AtomicU64::new(0),
+            kernel: None,
+        }
+    }
+
+    /// A lock of `kernel`: releasing it to below `DISPATCH_LEVEL` delivers the kernel's
+    /// queued processor calls, as the processor's IRQL dropping does on Windows.
+    pub(crate) const fn of_kernel(value: T, kernel: ModelKernel) -> Self {
+        Self {
+            value: Mutex::new(value),
+            holder: AtomicU64::new(0),
+            kernel: Some(kernel),
         }
     }
 }
@@ -46,7 +62,7 @@ impl<T> SpinLock<T> for ModelSpinLock<T> {
             me,
             "spin lock acquired recursively (deadlock on Windows)"
         );
-        let _irql = raise_irql(Irql::Dispatch);
+        let irql = raise_irql(Irql::Dispatch);
         // A poisoned lock means another test thread panicked while holding it; the
         // value is still consistent for our purposes (that panic fails the test).
         let mut guard = self
@@ -59,6 +75,13 @@ impl<T> SpinLock<T> for ModelSpinLock<T> {
         lock_released();
         self.holder.store(0, Ordering::Relaxed);
         drop(guard);
+        let below_dispatch = irql.previous() < Irql::Dispatch;
+        drop(irql);
+        if below_dispatch {
+            if let Some(kernel) = &self.kernel {
+                kernel.processors().deliver_if_idle();
+            }
+        }
         result
     }
 }

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ksalloc_core::Irql;
 
-use crate::irql::{assert_irql_at_most, raise_irql};
+use crate::irql::{assert_irql_at_most, locks_held, raise_irql, IrqlGuard};
+use crate::processor_call::{running_call_on, CallQueues};
 
 thread_local! {
     static BOUND: Cell<Option<usize>> = const { Cell::new(None) };
@@ -51,6 +52,8 @@ struct Busy(AtomicBool);
 /// A model kernel's processors.
 pub(crate) struct Processors {
     busy: Box<[Busy]>,
+    /// Each processor's DPC queue ([`crate::processor_call`]).
+    calls: CallQueues,
 }
 
 impl Processors {
@@ -58,6 +61,7 @@ impl Processors {
         assert!(count > 0, "a kernel has at least one processor");
         Self {
             busy: (0..count).map(|_| Busy(AtomicBool::new(false))).collect(),
+            calls: CallQueues::new(count),
         }
     }
 
@@ -65,11 +69,46 @@ impl Processors {
         self.busy.len()
     }
 
+    pub(crate) const fn calls(&self) -> &CallQueues {
+        &self.calls
+    }
+
+    /// Takes `processor` if no thread is on it. SeqCst: pairs with the SeqCst release in
+    /// [`Self::run`] and the SeqCst count of queued calls (a Dekker handshake: a call
+    /// queued while its processor is busy is seen by the leaving thread or by the
+    /// queuer's own attempt here).
+    pub(crate) fn try_enter(&self, processor: usize) -> bool {
+        self.busy[processor]
+            .0
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Takes `processor`, waiting while another thread is on it.
+    pub(crate) fn enter_waiting(&self, processor: usize) {
+        while !self.try_enter(processor) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Gives `processor` up. SeqCst: see [`Self::try_enter`].
+    pub(crate) fn leave(&self, processor: usize) {
+        self.busy[processor].0.store(false, Ordering::SeqCst);
+    }
+
     /// `Platform::with_processor`.
     #[track_caller]
     pub(crate) fn run<R>(&self, f: impl FnOnce(usize) -> R) -> R {
         assert_irql_at_most(Irql::Dispatch, "with_processor");
         assert_outside("with_processor");
+        if let Some(processor) = running_call_on(self) {
+            // Inside a processor call for `processor`: already on it at DISPATCH_LEVEL
+            // (raising to DISPATCH_LEVEL there is a no-op), so no turn to wait for.
+            INSIDE.with(|i| i.set(true));
+            let result = f(processor);
+            INSIDE.with(|i| i.set(false));
+            return result;
+        }
         let preferred = BOUND
             .with(Cell::get)
             .unwrap_or_else(|| ORDINAL.with(|o| *o));
@@ -81,7 +120,7 @@ impl Processors {
         } else {
             preferred % count
         };
-        let _irql = raise_irql(Irql::Dispatch);
+        let irql = raise_irql(Irql::Dispatch);
         let busy = &self.busy[processor].0;
         // Acquire/Release: what one thread did on the processor happens-before the next
         // thread's turn there, as on a real processor.
@@ -94,7 +133,29 @@ impl Processors {
         INSIDE.with(|i| i.set(true));
         let result = f(processor);
         INSIDE.with(|i| i.set(false));
-        busy.store(false, Ordering::Release);
+        // Leaving the section is where the processor's IRQL would drop below
+        // DISPATCH_LEVEL on Windows: its DPC queue runs first, on this thread (never
+        // with a spin lock held: a DPC cannot run inside a lock's section).
+        let delivering = locks_held() == 0 && self.calls.delivering();
+        if delivering && self.calls.any_queued() {
+            self.run_own_calls(processor);
+        }
+        if delivering && current_irql_below_dispatch_after(&irql) {
+            // SeqCst release, then the SeqCst count: a call queued meanwhile for a
+            // processor this thread gave up is seen here, or its queuer took the
+            // processor (see `try_enter`).
+            busy.store(false, Ordering::SeqCst);
+            drop(irql);
+            self.deliver_if_idle();
+        } else {
+            busy.store(false, Ordering::Release);
+            drop(irql);
+        }
         result
     }
+}
+
+/// Whether dropping `guard` takes the thread below `DISPATCH_LEVEL`.
+fn current_irql_below_dispatch_after(guard: &IrqlGuard) -> bool {
+    guard.previous() < Irql::Dispatch
 }
