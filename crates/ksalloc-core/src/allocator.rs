@@ -1130,11 +1130,18 @@ impl<P: Platform> ProcessorCall for Engine<P> {
 
 impl<P: Platform> Drop for Engine<P> {
     fn drop(&mut self) {
-        // Not closed: the census close would take (nothing runs concurrently now: the
-        // Allocator flushed the processor calls).
+        // Nothing runs concurrently now: the Allocator flushed the processor calls,
+        // which may have removed queued ones (`KeRemoveQueueDpc`) rather than run them,
+        // so magazines may still hold frames. They are free frames: count them here.
+        let cached = self.cached_now();
         let drained = match self.list.close() {
-            Some(listed) => listed + self.cached_now() == self.framing.frames(),
-            None => self.rundown.is_drained(),
+            // Not closed: the census close would take.
+            Some(listed) => listed + cached == self.framing.frames(),
+            // Closed: the census counted cached frames out; they come back here.
+            None => {
+                cached != 0 && self.rundown.release_many(cached) == Released::Drained
+                    || self.rundown.is_drained()
+            }
         };
         if drained {
             self.release_memory();
