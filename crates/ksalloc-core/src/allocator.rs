@@ -292,11 +292,14 @@ impl<P: Platform> Allocator<P> {
         let framing = Framing::validate(raw).map_err(crate::framing::FramingError::status)?;
         platform.frame_budget().try_charge(framing.total_bytes())?;
         let charged = platform.clone();
-        let created = Engine::preallocate(platform, framing, requestor).and_then(Self::boxed);
-        if created.is_err() {
-            charged.frame_budget().release(framing.total_bytes());
+        match Engine::preallocate(platform, framing, requestor) {
+            // If boxing fails, the engine's drop gives back its memory and the charge.
+            Ok(engine) => Self::boxed(engine),
+            Err(status) => {
+                charged.frame_budget().release(framing.total_bytes());
+                Err(status)
+            }
         }
-        created
     }
 
     /// Moves `engine` into its box; on failure the engine drops, giving back its frame
