@@ -196,7 +196,9 @@ impl Graph {
         client.close(allocator);
         let after_cleanup = engine_of(table.file());
         drop(table);
-        let released_at_close = kernel.live_bytes() + frame_bytes == pool_before
+        // At least the frames go back (the object's other pool blocks, such as its
+        // processor calls, go with it).
+        let released_at_close = kernel.live_bytes() + frame_bytes <= pool_before
             && budget.in_use() + frame_bytes == streaming_budget.0;
         let stop = [state::PAUSE, state::ACQUIRE, state::STOP];
         let stopped =
