@@ -186,8 +186,9 @@ enum Taken {
 enum Returned {
     /// Cached in the processor's magazine: done.
     Cached,
-    /// Taken back from its client (link word `CLAIMED`); the shared path goes on.
-    Claimed,
+    /// Taken back from its client (its link word, at this position, `CLAIMED`); the
+    /// shared path goes on.
+    Claimed(u32),
     /// Not a frame a client holds: a double or foreign free.
     Refused,
 }
@@ -503,10 +504,22 @@ impl<P: Platform> Engine<P> {
     /// [`Self::take_frame`], but when the list is empty, asks the processors caching
     /// frames for them and looks once more: frames cached on other processors are as
     /// free as any, though only their processors can move them ("Magazines").
+    #[inline]
     fn take_shared(&self) -> Result<(u32, u32), Taken> {
         match self.take_frame() {
-            Err(Taken::Empty) if self.magazines_on && self.recall_cached() => self.take_frame(),
+            Err(Taken::Empty) if self.magazines_on => self.recall_and_retake(),
             taken => taken,
+        }
+    }
+
+    /// [`Self::take_shared`] after a miss: out of line, so the hit path stays short.
+    #[cold]
+    #[inline(never)]
+    fn recall_and_retake(&self) -> Result<(u32, u32), Taken> {
+        if self.recall_cached() {
+            self.take_frame()
+        } else {
+            Err(Taken::Empty)
         }
     }
 
@@ -536,13 +549,13 @@ impl<P: Platform> Engine<P> {
         }
         let Some(slot) = self.magazines.get(cpu) else {
             self.stats.bump(Counter::Free);
-            return Returned::Claimed;
+            return Returned::Claimed(position);
         };
         slot.count_free();
         if slot.push(magazine::Cached { index, position }) {
             Returned::Cached
         } else {
-            Returned::Claimed
+            Returned::Claimed(position)
         }
     }
 
@@ -674,8 +687,8 @@ impl<P: Platform> Engine<P> {
                 self.notify();
                 Ok(())
             }
-            Returned::Claimed => {
-                self.free_shared(index, address);
+            Returned::Claimed(position) => {
+                self.free_shared(index, position, address);
                 Ok(())
             }
             Returned::Refused => Err(self.refuse_free()),
@@ -692,12 +705,16 @@ impl<P: Platform> Engine<P> {
     /// [`Self::free`] of a claimed frame past the magazine: to the oldest pending ALLOC
     /// if any, else to the shared list.
     #[inline(never)]
-    fn free_shared(&self, index: u32, address: usize) {
+    fn free_shared(&self, index: u32, position: u32, address: usize) {
         // SeqCst: the free side of the pending handshake.
         if self.pending_len.load(Ordering::SeqCst) != 0 && self.hand_off(index, address) {
             return;
         }
-        if self.list_claimed(index) == Released::Drained {
+        let listed = match self.list.push_at(position, index) {
+            Ok(()) => Released::Live,
+            Err(_) => self.rundown.release(),
+        };
+        if listed == Released::Drained {
             self.release_memory();
         }
         // SeqCst: after our push, the load that closes the handshake.

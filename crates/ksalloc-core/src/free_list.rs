@@ -182,13 +182,15 @@ impl FreeList {
         // load in the same total order as the free side's push and `pending_len` load.
         let mut head = self.head.load(Ordering::SeqCst);
         loop {
-            if head & DEPTH_MASK == DEPTH_MASK {
-                return Err(Unlisted::Closed);
-            }
             #[allow(clippy::cast_possible_truncation)] // A 21-bit field.
             let index = (head & TOP_MASK) as u32;
+            // A closed list's top is NIL too: one test for both, told apart after.
             if u64::from(index) == TOP_MASK {
-                return Err(Unlisted::Empty);
+                return Err(if head & DEPTH_MASK == DEPTH_MASK {
+                    Unlisted::Closed
+                } else {
+                    Unlisted::Empty
+                });
             }
             let link = self.word(index);
             // Relaxed: if `index` is still on top when the CAS succeeds, nobody has
@@ -339,6 +341,22 @@ impl FreeList {
     #[inline]
     pub fn push(&self, index: u32) -> Result<(), Unlisted> {
         let slot = self.word(index);
+        debug_assert_eq!(
+            slot.load(Ordering::Relaxed),
+            CLAIMED,
+            "push of an unclaimed frame"
+        );
+        self.push_linked(slot, index, 1)
+    }
+
+    /// [`Self::push`] of a claimed frame whose link word is at `position`
+    /// ([`Self::position`]), skipping the index arithmetic.
+    ///
+    /// # Errors
+    /// [`Unlisted::Closed`]: the list is closed; the frame stays the caller's.
+    #[inline]
+    pub fn push_at(&self, position: u32, index: u32) -> Result<(), Unlisted> {
+        let slot = &self.link[position as usize];
         debug_assert_eq!(
             slot.load(Ordering::Relaxed),
             CLAIMED,

@@ -931,7 +931,11 @@ fn close_returns_cached_frames_and_releases_the_memory() {
     on(0, || alloc.free(a)).unwrap();
     on(1, || alloc.free(b)).unwrap();
     assert_eq!(alloc.snapshot().cached, 2);
-    assert_eq!(kernel.live_blocks(), 2, "the frames and the processor calls");
+    assert_eq!(
+        kernel.live_blocks(),
+        2,
+        "the frames and the processor calls"
+    );
     alloc.close();
     assert!(alloc.is_drained());
     let snap = alloc.snapshot();
@@ -954,7 +958,11 @@ fn close_with_frames_out_and_cached_waits_for_the_last_one() {
     on(0, || alloc.free(a)).unwrap();
     alloc.close();
     assert!(!alloc.is_drained());
-    assert_eq!(kernel.live_blocks(), 2, "b is still out (and the calls are live)");
+    assert_eq!(
+        kernel.live_blocks(),
+        2,
+        "b is still out (and the calls are live)"
+    );
     on(0, || alloc.free(b)).unwrap();
     let snap = alloc.snapshot();
     assert!(snap.memory_released && snap.cached == 0, "{snap:?}");
@@ -1086,7 +1094,11 @@ fn close_counts_cached_frames_out_until_their_processor_lists_them() {
         !alloc.is_drained(),
         "cached frames still on their processors"
     );
-    assert_eq!(kernel.live_blocks(), 2, "the frames and the processor calls");
+    assert_eq!(
+        kernel.live_blocks(),
+        2,
+        "the frames and the processor calls"
+    );
     assert_eq!(alloc.status().allocated_frames, 2 + CAPACITY);
     kernel.run_processor_calls();
     assert!(alloc.is_drained());
