@@ -31,7 +31,11 @@
 //! reference models as a LIFO of at most `CAPACITY` frames per processor in front of the
 //! list: an allocation pops its processor's magazine first; a free with no waiter and
 //! room caches there; an allocation that finds the list empty first moves every
-//! magazine onto it (processor order, bottom first); close does the same. The rule the
+//! magazine onto it (processor order, bottom first); close does the same. Frames leave a
+//! magazine only through its processor's call (a DPC); the operations here run at
+//! PASSIVE_LEVEL with the other processor idle, where the model runs a queued call at
+//! once, so the reference moves them within the step (and counts the free-frame event
+//! each call signals). Held-back calls, at any delay, are `tests/engine.rs`'s. The rule the
 //! issue asks for is checked after every step: a pending ALLOC never waits while a
 //! frame is free, cached ones included, and STATUS counts cached frames as free.
 
@@ -190,9 +194,13 @@ impl RefAlloc {
         self.magazines.iter().map(Vec::len).sum()
     }
 
-    /// Every magazine onto the list, processor order, bottom first.
+    /// Every magazine onto the list, processor order, bottom first: each processor's
+    /// call that moves frames signals the free-frame notification once, if armed.
     fn drain_magazines(&mut self) {
         for magazine in &mut self.magazines {
+            if !magazine.is_empty() && self.table_armed {
+                self.event_sets += 1;
+            }
             self.free.append(magazine);
         }
     }
