@@ -30,6 +30,12 @@
 //!   the free. A ghost count of frames held by clients must be 0 at the free, and the
 //!   block must be freed exactly once.
 //! - Events are counters.
+//! - Processor calls (DPCs, [`Cpus`]) queue per processor and run at DISPATCH_LEVEL on
+//!   their processor's turn, never during its `with_processor` section: when a thread
+//!   leaves a section on that processor, when a thread's lock holding ends (or it queues
+//!   at PASSIVE_LEVEL) and the processor is free, or when a model thread calls
+//!   [`LoomPlatform::run_processor_calls`] (an idle processor running its DPCs; with
+//!   [`LoomPlatform::hold_processor_calls`] the only way, so loom tries every delay).
 //!
 //! Ghost state (std atomics, outside loom) is read in execution order: loom runs one
 //! thread at a time, and ghost accesses add no schedule points.
@@ -43,7 +49,8 @@ use ks_abi::NtStatus;
 use ksalloc_core::limits::FrameBudget;
 use ksalloc_core::platform::FrameMemory;
 use ksalloc_core::{
-    AllocOutcome, Allocator, Irql, Platform, PoolCharge, RequestHandle, Requestor, SpinLock,
+    AllocOutcome, Allocator, Irql, Platform, PoolCharge, ProcessorCall, RequestHandle, Requestor,
+    SpinLock,
 };
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -66,6 +73,8 @@ loom::thread_local! {
     /// The processor this thread runs on (`spawn_on`); the main thread's is 0.
     static PROCESSOR: Cell<usize> = Cell::new(0);
     static IN_PROCESSOR: Cell<bool> = Cell::new(false);
+    /// The processor whose call this thread is running (it is "on" it at DISPATCH).
+    static IN_CALL: Cell<Option<usize>> = Cell::new(None);
 }
 
 /// Processors of the loom kernel: with `MAGAZINE_FRAMES` frames an allocator has magazines.
@@ -133,21 +142,179 @@ impl FrameMemory for Block {
     }
 }
 
-/// A spin lock: a loom mutex that raises IRQL and counts locks held.
-struct LoomLock<T>(Mutex<T>);
+/// A spin lock: a loom mutex that raises IRQL and counts locks held; its release to
+/// PASSIVE_LEVEL delivers queued processor calls (a std `Arc` to the processors: a loom
+/// `Arc` clone would be one more schedule point per lock).
+struct LoomLock<T>(Mutex<T>, std::sync::Arc<Cpus>);
 
 impl<T> SpinLock<T> for LoomLock<T> {
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         assert!(irql() <= Irql::Dispatch, "KeAcquireSpinLock above DISPATCH");
         assert_outside_processor("KeAcquireSpinLock");
-        at_dispatch(|| {
+        let result = at_dispatch(|| {
             let mut guard = self.0.lock().expect("no thread panics holding a lock");
             LOCKS_HELD.with(|c| c.set(c.get() + 1));
             let result = f(&mut guard);
             LOCKS_HELD.with(|c| c.set(c.get() - 1));
             drop(guard);
             result
-        })
+        });
+        self.1.deliver_if_idle();
+        result
+    }
+}
+
+/// Runs `target.run_on(processor)` for a target known by address.
+type Trampoline = unsafe fn(*const (), usize);
+
+/// # Safety
+/// `target` is the address of a live `T`.
+unsafe fn trampoline<T: ProcessorCall>(target: *const (), processor: usize) {
+    // SAFETY: the caller passes a live `T`'s address (the type was checked at queue time,
+    // and queue_processor_call's caller keeps the target alive until the call ran).
+    let target = unsafe { &*target.cast::<T>() };
+    target.run_on(processor);
+}
+
+/// One processor's `KDPC` of a [`LoomCalls`] (ghost flags, changed only under that
+/// processor's queue lock or turn).
+#[derive(Default)]
+struct CallSlot {
+    queued: GhostBool,
+    running: GhostBool,
+}
+
+/// A queued call.
+struct QueuedCall {
+    slot: std::sync::Arc<CallSlot>,
+    run: Trampoline,
+    target: *const (),
+}
+
+// SAFETY: `target` is a `&T` with `T: ProcessorCall: Sync`, usable from any thread, kept
+// alive by queue_processor_call's caller until the call has run.
+unsafe impl Send for QueuedCall {}
+
+/// The loom platform's `ProcessorCalls`: one [`CallSlot`] per processor.
+struct LoomCalls {
+    target_type: std::any::TypeId,
+    run: Trampoline,
+    slots: Vec<std::sync::Arc<CallSlot>>,
+}
+
+impl Drop for LoomCalls {
+    fn drop(&mut self) {
+        assert!(
+            self.slots
+                .iter()
+                .all(|s| !s.queued.load(GHOST) && !s.running.load(GHOST))
+                || std::thread::panicking(),
+            "processor calls freed while queued (flush first)"
+        );
+    }
+}
+
+/// The processors: one thread at a time at DISPATCH_LEVEL on each, and a DPC queue each.
+struct Cpus {
+    /// Which processors a thread is inside `with_processor` on.
+    on_processor: [GhostBool; PROCESSORS],
+    /// One thread at a time at DISPATCH_LEVEL on each processor: a thread entering
+    /// `with_processor` on a processor another thread is in waits for it, as it could
+    /// not run there on Windows until the other dropped below DISPATCH_LEVEL. A call
+    /// runs holding its processor's turn too.
+    turn: [Mutex<()>; PROCESSORS],
+    /// Each processor's DPC queue: a loom mutex, so what the queuer did happens-before
+    /// the call runs (the kernel's DPC queue lock on Windows).
+    queue: [Mutex<Vec<QueuedCall>>; PROCESSORS],
+    /// Entries in each queue (ghost: lets delivery points skip empty queues without a
+    /// schedule point).
+    queued: [GhostCount; PROCESSORS],
+    /// Calls run only at `run_processor_calls` and flushes.
+    hold: GhostBool,
+}
+
+impl Cpus {
+    fn new() -> Self {
+        Self {
+            on_processor: [GhostBool::new(false), GhostBool::new(false)],
+            turn: [Mutex::new(()), Mutex::new(())],
+            queue: [Mutex::new(Vec::new()), Mutex::new(Vec::new())],
+            queued: [GhostCount::new(0), GhostCount::new(0)],
+            hold: GhostBool::new(false),
+        }
+    }
+
+    /// Takes the next call queued for `processor` (or `slot`'s only), clearing its flag.
+    fn take(
+        &self,
+        processor: usize,
+        slot: Option<&std::sync::Arc<CallSlot>>,
+    ) -> Option<QueuedCall> {
+        if self.queued[processor].load(GHOST) == 0 {
+            return None;
+        }
+        let mut queue = self.queue[processor].lock().unwrap();
+        let index = match slot {
+            Some(slot) => queue
+                .iter()
+                .position(|c| std::sync::Arc::ptr_eq(&c.slot, slot))?,
+            None => 0,
+        };
+        let call = queue.remove(index);
+        call.slot.queued.store(false, GHOST);
+        self.queued[processor].fetch_sub(1, GHOST);
+        drop(queue);
+        Some(call)
+    }
+
+    /// Runs `call` on `processor`, whose turn the calling thread holds.
+    fn run(&self, processor: usize, call: &QueuedCall) {
+        assert_eq!(locks_held(), 0, "a call delivered with a lock held");
+        assert!(
+            !self.on_processor[processor].load(GHOST),
+            "a call for processor {processor} ran during its with_processor section"
+        );
+        assert!(
+            IN_CALL.with(Cell::get).is_none(),
+            "a call delivered inside a call"
+        );
+        IN_CALL.with(|c| c.set(Some(processor)));
+        call.slot.running.store(true, GHOST);
+        at_dispatch(|| {
+            // SAFETY: `run` is `trampoline::<T>` for the calls' `T`, the target's type
+            // was checked at queue time, and its owner keeps it alive until it ran.
+            unsafe { (call.run)(call.target, processor) };
+        });
+        call.slot.running.store(false, GHOST);
+        IN_CALL.with(|c| c.set(None));
+        assert_eq!(locks_held(), 0, "a call returned holding a lock");
+    }
+
+    /// Runs every call queued for `processor`, whose turn the calling thread holds.
+    fn run_queued(&self, processor: usize) -> usize {
+        let mut ran = 0;
+        while let Some(call) = self.take(processor, None) {
+            self.run(processor, &call);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// The calling thread is below DISPATCH_LEVEL with no lock: runs the queue of each
+    /// processor whose turn is free (unless held).
+    fn deliver_if_idle(&self) {
+        if irql() >= Irql::Dispatch || locks_held() != 0 || self.hold.load(GHOST) {
+            return;
+        }
+        for processor in 0..PROCESSORS {
+            if self.queued[processor].load(GHOST) == 0 {
+                continue;
+            }
+            if let Ok(turn) = self.turn[processor].try_lock() {
+                self.run_queued(processor);
+                drop(turn);
+            }
+        }
     }
 }
 
@@ -183,12 +350,8 @@ struct Kernel {
     /// Set when frame memory went back to the pool with a core lock held.
     pool_call_under_lock: GhostBool,
     completions: Mutex<Vec<(usize, Result<usize, NtStatus>)>>,
-    /// Which processors a thread is inside `with_processor` on.
-    on_processor: [GhostBool; PROCESSORS],
-    /// One thread at a time at DISPATCH_LEVEL on each processor: a thread entering
-    /// `with_processor` on a processor another thread is in waits for it, as it could
-    /// not run there on Windows until the other dropped below DISPATCH_LEVEL.
-    processor_turn: [Mutex<()>; PROCESSORS],
+    /// The processors and their DPC queues.
+    cpus: std::sync::Arc<Cpus>,
 }
 
 #[derive(Clone)]
@@ -205,9 +368,33 @@ impl LoomPlatform {
             frames_out: GhostCount::new(0),
             pool_call_under_lock: GhostBool::new(false),
             completions: Mutex::new(Vec::new()),
-            on_processor: [GhostBool::new(false), GhostBool::new(false)],
-            processor_turn: [Mutex::new(()), Mutex::new(())],
+            cpus: std::sync::Arc::new(Cpus::new()),
         }))
+    }
+
+    /// Holds queued processor calls back from every automatic delivery point
+    /// (`true`): they run only at [`Self::run_processor_calls`] and flushes, so a model
+    /// that runs those on a thread of its own has loom try every delay.
+    fn hold_processor_calls(&self, hold: bool) {
+        self.0.cpus.hold.store(hold, GHOST);
+    }
+
+    /// An idle processor runs its DPCs: runs every call queued now, each on its
+    /// processor (waiting for its turn). PASSIVE_LEVEL, no lock, outside sections.
+    fn run_processor_calls(&self) -> usize {
+        assert_eq!(irql(), Irql::Passive, "run_processor_calls above PASSIVE");
+        assert_eq!(locks_held(), 0);
+        assert_outside_processor("run_processor_calls");
+        let cpus = &self.0.cpus;
+        let mut ran = 0;
+        for processor in 0..PROCESSORS {
+            if cpus.queued[processor].load(GHOST) != 0 {
+                let turn = cpus.turn[processor].lock().unwrap();
+                ran += cpus.run_queued(processor);
+                drop(turn);
+            }
+        }
+        ran
     }
 
     /// A frame holder reads the block (loom records the access).
@@ -308,6 +495,7 @@ impl Platform for LoomPlatform {
     type ClientEvent = ClientEvent;
     type Request = Request;
     type Shared<T: Send + Sync> = std::sync::Arc<T>;
+    type ProcessorCalls = LoomCalls;
 
     fn current_irql(&self) -> Irql {
         irql()
@@ -354,7 +542,7 @@ impl Platform for LoomPlatform {
     }
 
     fn new_lock<T: Send>(&self, value: T) -> LoomLock<T> {
-        LoomLock(Mutex::new(value))
+        LoomLock(Mutex::new(value), std::sync::Arc::clone(&self.0.cpus))
     }
 
     fn new_event(&self) -> Option<Event> {
@@ -410,11 +598,19 @@ impl Platform for LoomPlatform {
     fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R {
         assert!(irql() <= Irql::Dispatch);
         assert_outside_processor("with_processor");
+        if let Some(processor) = IN_CALL.with(Cell::get) {
+            // In a call for `processor`: on it at DISPATCH_LEVEL already.
+            IN_PROCESSOR.with(|c| c.set(true));
+            let result = f(processor);
+            IN_PROCESSOR.with(|c| c.set(false));
+            return result;
+        }
         let processor = PROCESSOR.with(Cell::get);
-        let turn = self.0.processor_turn[processor]
+        let cpus = &self.0.cpus;
+        let turn = cpus.turn[processor]
             .lock()
             .expect("no thread panics inside with_processor");
-        let busy = &self.0.on_processor[processor];
+        let busy = &cpus.on_processor[processor];
         assert!(
             !busy.swap(true, GHOST),
             "two threads inside with_processor on processor {processor}"
@@ -426,8 +622,78 @@ impl Platform for LoomPlatform {
             result
         });
         busy.store(false, GHOST);
+        // Leaving the section: the processor's own queue runs first, on this thread.
+        if locks_held() == 0 && !cpus.hold.load(GHOST) {
+            at_dispatch(|| cpus.run_queued(processor));
+        }
         drop(turn);
+        cpus.deliver_if_idle();
         result
+    }
+
+    fn new_processor_calls<T: ProcessorCall>(&self, processors: usize) -> Option<LoomCalls> {
+        assert_eq!(irql(), Irql::Passive, "new_processor_calls above PASSIVE");
+        assert!(processors <= PROCESSORS);
+        Some(LoomCalls {
+            target_type: std::any::TypeId::of::<T>(),
+            run: trampoline::<T>,
+            slots: (0..processors).map(|_| std::sync::Arc::default()).collect(),
+        })
+    }
+
+    unsafe fn queue_processor_call<T: ProcessorCall>(
+        &self,
+        calls: &LoomCalls,
+        processor: usize,
+        target: &T,
+    ) -> bool {
+        assert!(irql() <= Irql::Dispatch, "KeInsertQueueDpc above DISPATCH");
+        assert_outside_processor("KeInsertQueueDpc");
+        assert!(
+            calls.target_type == std::any::TypeId::of::<T>(),
+            "queue_processor_call with a target type the calls were not made for"
+        );
+        let cpus = &self.0.cpus;
+        let slot = &calls.slots[processor];
+        let mut queue = cpus.queue[processor].lock().unwrap();
+        // KeInsertQueueDpc: FALSE, and nothing else, while the DPC is queued.
+        let inserted = !slot.queued.swap(true, GHOST);
+        if inserted {
+            queue.push(QueuedCall {
+                slot: std::sync::Arc::clone(slot),
+                run: calls.run,
+                target: std::ptr::from_ref(target).cast(),
+            });
+            cpus.queued[processor].fetch_add(1, GHOST);
+        }
+        drop(queue);
+        cpus.deliver_if_idle();
+        inserted
+    }
+
+    fn flush_processor_calls(&self, calls: &LoomCalls) {
+        assert_eq!(irql(), Irql::Passive, "KeFlushQueuedDpcs above PASSIVE");
+        assert_eq!(locks_held(), 0);
+        assert_outside_processor("KeFlushQueuedDpcs");
+        let cpus = &self.0.cpus;
+        // Passes until none of these calls is queued or running (a call may queue another).
+        while calls
+            .slots
+            .iter()
+            .any(|s| s.queued.load(GHOST) || s.running.load(GHOST))
+        {
+            for (processor, slot) in calls.slots.iter().enumerate() {
+                if !slot.queued.load(GHOST) && !slot.running.load(GHOST) {
+                    continue;
+                }
+                // Its turn: a call for it that is running holds it, so it has finished.
+                let turn = cpus.turn[processor].lock().unwrap();
+                if let Some(call) = cpus.take(processor, Some(slot)) {
+                    cpus.run(processor, &call);
+                }
+                drop(turn);
+            }
+        }
     }
 
     fn reference_client_event(
@@ -1088,5 +1354,122 @@ fn pin_close_races_pin_create_on_its_filter() {
         drop(second);
         drop(parent);
         assert_eq!(state.instances(0), 0, "every instance given back");
+    });
+}
+
+// ---- the platform's processor calls themselves ------------------------------------------
+
+/// State only processor 1 touches, with plain accesses: in its `with_processor` sections
+/// and in calls for it. Loom reports a race unless each access happens-before the next.
+struct OwnedByProcessor1 {
+    kernel: LoomPlatform,
+    touches: UnsafeCell<u32>,
+}
+
+// SAFETY: `touches` is accessed only on processor 1's turn (its sections and its calls),
+// one thread at a time; the models below check exactly that.
+unsafe impl Sync for OwnedByProcessor1 {}
+
+impl OwnedByProcessor1 {
+    /// A plain increment, on processor 1 (checked).
+    fn touch(&self, processor: usize) {
+        assert_eq!(processor, 1);
+        // SAFETY: on processor 1's turn (see the Sync impl); loom checks it.
+        self.touches.with_mut(|n| unsafe { *n += 1 });
+    }
+
+    /// The count, read by a thread every toucher happens-before (loom checks it).
+    fn touches(&self) -> u32 {
+        // SAFETY: read after the touching threads joined and the calls were flushed, or
+        // under the test's own lock with the call not run yet; loom checks it.
+        self.touches.with(|n| unsafe { *n })
+    }
+}
+
+impl ProcessorCall for OwnedByProcessor1 {
+    fn run_on(&self, processor: usize) {
+        assert_eq!(irql(), Irql::Dispatch);
+        // `with_processor` in a call runs on the call's processor.
+        self.kernel.with_processor(|p| self.touch(p));
+        assert_eq!(processor, 1);
+    }
+}
+
+/// A section on processor 1 and a call for processor 1 queued from processor 0: the call
+/// runs on processor 1 after the section or before it, never during it. `held`: the call
+/// runs only on a third thread that plays the idle processor.
+fn call_vs_section(held: bool) {
+    let kernel = LoomPlatform::new();
+    kernel.hold_processor_calls(held);
+    let target = Arc::new(OwnedByProcessor1 {
+        kernel: kernel.clone(),
+        touches: UnsafeCell::new(0),
+    });
+    let calls = Arc::new(
+        kernel
+            .new_processor_calls::<OwnedByProcessor1>(PROCESSORS)
+            .expect("calls"),
+    );
+    let owner = {
+        let (kernel, target) = (kernel.clone(), Arc::clone(&target));
+        thread::spawn(move || {
+            PROCESSOR.with(|c| c.set(1));
+            kernel.with_processor(|p| target.touch(p));
+        })
+    };
+    let queuer = {
+        let (kernel, target, calls) = (kernel.clone(), Arc::clone(&target), Arc::clone(&calls));
+        thread::spawn(move || {
+            PROCESSOR.with(|c| c.set(0));
+            // SAFETY: made for this type; `target` outlives the flush below.
+            assert!(unsafe { kernel.queue_processor_call(&*calls, 1, &*target) });
+        })
+    };
+    let idle = held.then(|| {
+        let kernel = kernel.clone();
+        thread::spawn(move || kernel.run_processor_calls())
+    });
+    owner.join().unwrap();
+    queuer.join().unwrap();
+    if let Some(idle) = idle {
+        assert!(idle.join().unwrap() <= 1);
+    }
+    kernel.flush_processor_calls(&calls);
+    assert_eq!(target.touches(), 2, "section + call");
+}
+
+#[test]
+fn processor_call_never_overlaps_its_processors_section() {
+    model(PREEMPTION_BOUND, || call_vs_section(false));
+}
+
+#[test]
+fn held_processor_call_runs_on_an_idle_thread_or_at_flush() {
+    model(PREEMPTION_BOUND, || call_vs_section(true));
+}
+
+/// A call queued with a lock held runs after the release, never with the lock held, and
+/// queueing it again before it ran returns false.
+#[test]
+fn processor_call_queued_under_a_lock() {
+    model(PREEMPTION_BOUND, || {
+        let kernel = LoomPlatform::new();
+        let target = Arc::new(OwnedByProcessor1 {
+            kernel: kernel.clone(),
+            touches: UnsafeCell::new(0),
+        });
+        let calls = kernel
+            .new_processor_calls::<OwnedByProcessor1>(PROCESSORS)
+            .expect("calls");
+        let lock = kernel.new_lock(());
+        lock.with(|()| {
+            // SAFETY: made for this type; `target` outlives the flush below.
+            assert!(unsafe { kernel.queue_processor_call(&calls, 1, &*target) });
+            // SAFETY: as above.
+            assert!(!unsafe { kernel.queue_processor_call(&calls, 1, &*target) });
+            assert_eq!(target.touches(), 0);
+        });
+        assert_eq!(target.touches(), 1, "ran at the release");
+        kernel.flush_processor_calls(&calls);
     });
 }
