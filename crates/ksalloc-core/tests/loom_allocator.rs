@@ -732,9 +732,8 @@ fn setup(frames: u32) -> (LoomPlatform, Arc<Allocator<LoomPlatform>>) {
     // constructor happens-before that store). Cancelling a key that is not queued stores
     // `pending_len` (0, SeqCst) under the lock, and makes every later store SeqCst-ordered.
     assert!(!at_dispatch(|| alloc.cancel(usize::MAX)));
-    // The same for the magazine words, the other half of the magazine handshakes: on
-    // each processor a frame is cached, taken and cached again, which leaves a SeqCst
-    // write in each word (and one frame cached per processor as every scenario starts).
+    // Every scenario starts with one frame cached on each processor (cached, taken and
+    // cached again: the owner's whole round trip).
     if alloc.has_magazines() {
         for processor in 0..PROCESSORS {
             PROCESSOR.with(|c| c.set(processor));
@@ -1266,6 +1265,114 @@ fn double_free_on_two_processors_is_refused_once() {
         );
         assert_at_rest(&kernel, &alloc);
         teardown(&kernel, &alloc, &[]);
+    });
+}
+
+// ---- magazines with processor calls at any delay -------------------------------------
+//
+// The models above let the platform run a queued call at its first delivery point. These
+// hold every call back and run them on a thread of their own (an idle processor running
+// its DPC queue), so loom tries every delay: before, between and after the racing
+// operations, and after a processor has or has not yet seen a block.
+
+/// (x) As (vi), with the calls at any delay: the frame freed on processor 1 may be cached
+/// by a processor that has not seen the pend's block; its call moves it to the waiter.
+#[test]
+fn held_calls_cached_free_vs_pending_alloc_never_strands_the_frame() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
+        let mut held = take_every_frame(&kernel, &alloc);
+        kernel.hold_processor_calls(true);
+        let frame = held.pop().unwrap();
+        let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
+        let request = Request::new(1);
+        let r = request.clone();
+        let allocer = spawn_on(0, &kernel, &alloc, move |k, a| k.method_alloc(a, &r));
+        let idle = spawn(&kernel, &alloc, |k, _| k.run_processor_calls());
+        freer.join().unwrap();
+        allocer.join().unwrap();
+        idle.join().unwrap();
+        // Whatever is still queued runs now (Windows runs it at some point).
+        kernel.run_processor_calls();
+
+        assert_eq!(
+            kernel.completion(request.key),
+            Some(Ok(frame)),
+            "the request got the freed frame"
+        );
+        let s = alloc.snapshot();
+        assert_eq!((s.pending, s.cached, s.free), (0, 0, 0), "{s:?}");
+        assert_at_rest(&kernel, &alloc);
+        kernel.hold_processor_calls(false);
+        held.push(frame);
+        teardown(&kernel, &alloc, &held);
+    });
+}
+
+/// (xi) As (viii), with the calls at any delay: the last free frame sits in processor 1's
+/// magazine; processor 1 pops it while processor 0 misses and asks processor 1 for it.
+/// At most one of them gets it, and if neither does, the call listed it.
+#[test]
+fn held_calls_owner_pop_vs_recall_hand_out_a_cached_frame_once() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
+        let mut held = take_every_frame(&kernel, &alloc);
+        let frame = held.pop().unwrap();
+        spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame))
+            .join()
+            .unwrap();
+        assert_eq!(alloc.snapshot().cached, 1);
+        kernel.hold_processor_calls(true);
+
+        let owner = spawn_on(1, &kernel, &alloc, LoomPlatform::table_take);
+        let other = spawn_on(0, &kernel, &alloc, LoomPlatform::table_take);
+        let idle = spawn(&kernel, &alloc, |k, _| k.run_processor_calls());
+        let got: Vec<usize> = [owner.join().unwrap(), other.join().unwrap()]
+            .into_iter()
+            .flatten()
+            .collect();
+        idle.join().unwrap();
+        kernel.run_processor_calls();
+
+        assert!(got.len() <= 1, "handed out twice: {got:?}");
+        let s = alloc.snapshot();
+        if got.is_empty() {
+            assert_eq!((s.cached, s.free), (0, 1), "the call listed it: {s:?}");
+        } else {
+            assert_eq!(got, [frame]);
+        }
+        assert_at_rest(&kernel, &alloc);
+        kernel.hold_processor_calls(false);
+        held.extend(got);
+        teardown(&kernel, &alloc, &held);
+    });
+}
+
+/// (xii) As (vii), with the calls at any delay: a free caching its frame on processor 1
+/// while close runs (and processor 1's own cached frame from setup). Close counts cached
+/// frames out; each comes back through its processor's call; the memory goes once, after
+/// the last frame out is back.
+#[test]
+fn held_calls_cached_free_vs_close_strands_no_frame() {
+    model(PREEMPTION_BOUND, || {
+        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
+        let kept = kernel.table_take(&alloc).expect("free frame");
+        let frame = kernel.table_take(&alloc).expect("free frame");
+        kernel.hold_processor_calls(true);
+        let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
+        let closer = spawn_on(0, &kernel, &alloc, |_, a| a.close());
+        let idle = spawn(&kernel, &alloc, |k, _| k.run_processor_calls());
+        freer.join().unwrap();
+        assert_eq!(closer.join().unwrap(), 0);
+        idle.join().unwrap();
+        kernel.run_processor_calls();
+
+        let s = alloc.snapshot();
+        assert_eq!((s.cached, s.outstanding), (0, 1), "{s:?}");
+        assert!(!s.memory_released && !alloc.is_drained());
+        assert_at_rest(&kernel, &alloc);
+        kernel.hold_processor_calls(false);
+        teardown(&kernel, &alloc, &[kept]);
     });
 }
 
