@@ -214,6 +214,9 @@ pub trait Platform: Clone + Send + Sync + 'static {
     /// `calls` was created by [`Self::new_processor_calls`] for `T`, and `target`
     /// stays alive at its address until the call has run or
     /// [`Self::flush_processor_calls`] has returned.
+    // The crate denies unsafe code; this declaration is the one place it states a
+    // contract callers must keep (lib.rs's module docs).
+    #[allow(unsafe_code)]
     unsafe fn queue_processor_call<T: ProcessorCall>(
         &self,
         calls: &Self::ProcessorCalls,
