@@ -96,17 +96,22 @@ pub const EXPORTS: &[Export] = &[
     row("KeClearEvent", NT, [Y, Y, Y], Import),
     row("KeDelayExecutionThread", NT, [Y, Y, Y], Import),
     row("KeEnterGuardedRegion", NT, [Y, Y, Y], Import),
-    row("KeGetCurrentProcessorNumber", NT, [N, Y, N], RunTime), // Windows x64: inline only
+    row("KeFlushQueuedDpcs", NT, [Y, Y, Y], Import),
     row("KeGetCurrentProcessorNumberEx", NT, [Y, Y, N], RunTime),
+    row("KeGetProcessorNumberFromIndex", NT, [Y, N, N], RunTime), // Windows 7 and later
+    row("KeInitializeDpc", NT, [Y, Y, Y], Import),
     row("KeInitializeEvent", NT, [Y, Y, Y], Import),
+    row("KeInsertQueueDpc", NT, [Y, Y, Y], Import), // Wine 8: a stub, the DPC never runs
     row("KeLeaveGuardedRegion", NT, [Y, Y, Y], Import),
     row("KeLowerIrql", NT, [Y, Y, Y], Import),
-    row("KeNumberProcessors", NT, [Y, Y, Y], RunTime), // data: looked up, never imported
     row("KeQueryMaximumProcessorCountEx", NT, [Y, Y, N], RunTime),
     row("KeQueryPerformanceCounter", HAL, [Y, Y, Y], Import),
     row("KeReadStateEvent", NT, [Y, Y, Y], Import),
     row("KeReleaseSpinLock", NT, [Y, Y, Y], Import),
+    row("KeRemoveQueueDpc", NT, [Y, Y, Y], Import),
     row("KeSetEvent", NT, [Y, Y, Y], Import),
+    row("KeSetImportanceDpc", NT, [Y, Y, Y], Import),
+    row("KeSetTargetProcessorDpcEx", NT, [Y, Y, N], RunTime), // Windows 7 and later
     row("KeWaitForSingleObject", NT, [Y, Y, Y], Import),
     row("KfRaiseIrql", NT, [Y, Y, Y], Import),
     row("MmGetSystemRoutineAddress", NT, [Y, Y, Y], Import),
