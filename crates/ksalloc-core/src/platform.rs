@@ -82,8 +82,10 @@ pub trait FrameMemory: Send + Sync {
     fn base(&self) -> usize;
 }
 
-/// Work a platform runs later on one given processor, at `DISPATCH_LEVEL`: what a DPC
-/// targeted at that processor is on Windows ("Introduction to DPC Objects": a DPC runs
+/// Work a platform runs later on one given processor, at `DISPATCH_LEVEL`.
+///
+/// It is what a DPC targeted at that processor is on Windows ("Introduction to DPC
+/// Objects": a DPC runs
 /// at DISPATCH_LEVEL on the processor whose queue it is in, once that processor's IRQL
 /// drops below DISPATCH_LEVEL).
 ///

@@ -21,7 +21,9 @@
 //! above (every Windows from 7 on) *and* a queued DPC really runs there, which
 //! [`resolve_optional_routines`] checks once by queueing one and flushing
 //! ([`QueuedDpcProbe`]): Wine 8's `KeInsertQueueDpc` is a stub that returns TRUE and
-//! never calls the routine, so a call queued there would never run.
+//! never calls the routine, so a call queued there would never run (and its
+//! `KeRemoveQueueDpc` is an unimplemented stub that aborts the driver host if called:
+//! nothing calls it where processor calls do not exist).
 //!
 //! Without a processor index the driver reports `u32::MAX` processors and the index
 //! `u32::MAX`: past the core's `MAX_PROCESSOR_SLOTS`, so an allocator keeps no
@@ -37,7 +39,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::bindings::{
     ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag, KeFlushQueuedDpcs, KeInitializeDpc,
-    KeInsertQueueDpc, KeRemoveQueueDpc, MmGetSystemRoutineAddress, KDPC, NTSTATUS, PVOID,
+    KeInsertQueueDpc, MmGetSystemRoutineAddress, KDPC, NTSTATUS, PVOID,
 };
 use crate::constants::{
     NON_PAGED_POOL_NX, POOL_FLAG_NON_PAGED, POOL_FLAG_USE_QUOTA, POOL_QUOTA_FAIL_INSTEAD_OF_RAISE,
@@ -192,14 +194,12 @@ impl QueuedDpcProbe {
         let _ = unsafe { KeInsertQueueDpc(dpc, null_mut(), null_mut()) };
         // SAFETY: PASSIVE_LEVEL (DriverEntry), as the flush requires.
         unsafe { KeFlushQueuedDpcs() };
-        // Acquire: sees the routine's store if it ran before the flush returned.
-        let ran = PROBE_RAN.load(Ordering::Acquire);
-        if !ran {
-            // A kernel that took the DPC but did not run it keeps no entry of ours queued.
-            // SAFETY: an initialised DPC; any IRQL ("KeRemoveQueueDpc function (wdm.h)").
-            let _ = unsafe { KeRemoveQueueDpc(dpc) };
-        }
-        ran
+        // Acquire: sees the routine's store if it ran before the flush returned. A DPC
+        // that did not run is left as it is, not removed: Wine 8's KeRemoveQueueDpc is an
+        // unimplemented stub that aborts the driver host when called (seen in
+        // tests/wine/run.sh), and the KDPC's static storage stays valid while the
+        // driver is loaded even on a kernel that kept it queued.
+        PROBE_RAN.load(Ordering::Acquire)
     }
 }
 
