@@ -117,9 +117,9 @@ fn report_processor_support(support: nt::ProcessorSupport) {
     let line = match (support.routines, support.queued_dpcs_run) {
         (true, true) => c"ksalloc: per-processor state on: DPCs can be targeted and run\n",
         (false, true) => {
-            c"ksalloc: per-processor state off: no KeGetCurrentProcessorNumberEx, \
-              KeQueryMaximumProcessorCountEx, KeGetProcessorNumberFromIndex or \
-              KeSetTargetProcessorDpcEx\n"
+            c"ksalloc: per-processor state off: queued DPCs run, but no \
+              KeGetCurrentProcessorNumberEx, KeQueryMaximumProcessorCountEx, \
+              KeGetProcessorNumberFromIndex or KeSetTargetProcessorDpcEx\n"
         }
         (_, false) => c"ksalloc: per-processor state off: a queued DPC did not run\n",
     };

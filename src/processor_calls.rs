@@ -65,12 +65,18 @@ pub struct ProcessorCalls {
     retarget_lock: UnsafeCell<nt::KSPIN_LOCK>,
 }
 
-// SAFETY: the KDPCs are kernel objects the DPC machinery synchronises (inserting,
-// removing and running them is legal from any thread); the only other shared writes are
-// `targeted` (atomic) and KeSetTargetProcessorDpcEx, which `retarget_lock` serialises
-// and which never touches a queued DPC. Moving the value moves only the Vec's pointer.
-unsafe impl Send for ProcessorCalls {}
+// SAFETY: a KDPC is a kernel object the DPC machinery synchronises: inserting, removing
+// and running it is legal from any thread. The one other write to it,
+// KeSetTargetProcessorDpcEx, happens before the slot is shared (`new`) or under
+// `ProcessorCalls::retarget_lock`, and never on a queued DPC. `targeted` is atomic.
+// (The KDPC's raw pointers are what make the field not Send; they are the kernel's.)
+#[allow(clippy::non_send_fields_in_send_ty)]
+unsafe impl Send for Slot {}
 // SAFETY: as above.
+unsafe impl Sync for Slot {}
+// SAFETY: the slots are Sync (above); the spin lock is a kernel lock made to be taken
+// from any thread, and `retarget` only reaches it through KeAcquireSpinLockRaiseToDpc
+// and KeReleaseSpinLock.
 unsafe impl Sync for ProcessorCalls {}
 
 /// The `KDEFERRED_ROUTINE` of calls for `T`: `SystemArgument1` is the `&T` that

@@ -51,10 +51,11 @@ pub const DO_POWER_PAGABLE: u32 = 0x0000_2000;
 pub const DISPATCH_LEVEL: u8 = 2;
 /// `ALL_PROCESSOR_GROUPS`: a group number meaning every group.
 pub const ALL_PROCESSOR_GROUPS: u16 = 0xffff;
-/// `MediumHighImportance` (`KDPC_IMPORTANCE`, wdm.h: Low 0, Medium 1, High 2,
-/// MediumHigh 3): queued at the end of the target processor's DPC queue, and that queue
-/// is processed at once even when it is another processor's ("KeSetImportanceDpc
-/// function (wdm.h)", "Organization of DPC Queues").
+/// `MediumHighImportance` (`KDPC_IMPORTANCE`, wdm.h: Low 0, Medium 1, High 2, MediumHigh 3).
+///
+/// Queued at the end of the target processor's DPC queue, and that queue is processed at
+/// once even when it is another processor's ("KeSetImportanceDpc function (wdm.h)",
+/// "Organization of DPC Queues").
 pub const MEDIUM_HIGH_IMPORTANCE: KDPC_IMPORTANCE = 3;
 /// `FILE_DEVICE_SECURE_OPEN`.
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;

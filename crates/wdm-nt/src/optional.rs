@@ -291,9 +291,10 @@ fn routine_address(slot: &AtomicPtr<c_void>) -> *mut c_void {
     address
 }
 
-/// `KeGetCurrentProcessorNumberEx(number)` where the driver hands out processor
-/// indices, else `u32::MAX` (no index; module docs). `number` must be null: without an
-/// index there is no `PROCESSOR_NUMBER` to fill.
+/// `KeGetCurrentProcessorNumberEx(number)`, or `u32::MAX` (module docs).
+///
+/// `u32::MAX` where the driver hands out no processor indices. `number` must be null:
+/// without an index there is no `PROCESSOR_NUMBER` to fill.
 ///
 /// # Safety
 /// Any IRQL; the caller keeps the thread on this processor (DISPATCH_LEVEL) for as long
@@ -318,6 +319,7 @@ pub unsafe fn KeGetCurrentProcessorNumberEx(number: *mut ProcessorNumber) -> u32
 ///
 /// # Safety
 /// Any IRQL.
+#[must_use]
 pub unsafe fn KeQueryMaximumProcessorCountEx(group: u16) -> u32 {
     if !processor_index() {
         return u32::MAX;
@@ -330,7 +332,8 @@ pub unsafe fn KeQueryMaximumProcessorCountEx(group: u16) -> u32 {
     unsafe { routine(group) }
 }
 
-/// Targets `dpc` at the processor with system-wide index `index`:
+/// Targets `dpc` at the processor with system-wide index `index`.
+///
 /// `KeGetProcessorNumberFromIndex`, then `KeSetTargetProcessorDpcEx`. `false` when the
 /// driver hands out no indices, or no processor has that index (yet: the maximum count
 /// includes processors that may be added later, and the conversion fails with
