@@ -211,8 +211,9 @@ impl ProcessorCalls {
 
 impl Drop for ProcessorCalls {
     /// Takes any still-queued DPC out of its queue before the storage goes. It cannot
-    /// wait for a call already running (that needs PASSIVE_LEVEL, and the last reference
-    /// to an allocator may go at DISPATCH_LEVEL), which is why the core flushes first
+    /// wait for a call already running (that needs PASSIVE_LEVEL, and a drop may come
+    /// at DISPATCH_LEVEL, e.g. with the last reference to shared state), which is why
+    /// the core flushes first
     /// (`Platform::flush_processor_calls`); a call still queued here is that bug, which
     /// debug builds report. Any IRQL <= DISPATCH_LEVEL.
     fn drop(&mut self) {

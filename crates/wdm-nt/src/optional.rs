@@ -352,8 +352,8 @@ pub unsafe fn set_target_processor(dpc: *mut KDPC, index: u32) -> bool {
     let from_index =
         unsafe { core::mem::transmute::<*mut c_void, ProcessorNumberFromIndexRoutine>(from_index) };
     let mut number = ProcessorNumber::default();
-    // SAFETY: any IRQL; writes only `number`.
-    if unsafe { from_index(index, &raw mut number) } != 0 {
+    // SAFETY: any IRQL; writes only `number`. NT_SUCCESS: a status >= 0.
+    if unsafe { from_index(index, &raw mut number) } < 0 {
         return false;
     }
     let set_target = routine_address(&KE_SET_TARGET_PROCESSOR_DPC_EX);
@@ -361,5 +361,5 @@ pub unsafe fn set_target_processor(dpc: *mut KDPC, index: u32) -> bool {
     let set_target =
         unsafe { core::mem::transmute::<*mut c_void, SetTargetProcessorDpcExRoutine>(set_target) };
     // SAFETY: the caller's contract; `number` names an existing processor.
-    unsafe { set_target(dpc, &raw mut number) == 0 }
+    unsafe { set_target(dpc, &raw mut number) >= 0 }
 }
