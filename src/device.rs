@@ -93,7 +93,7 @@ pub unsafe extern "system" fn driver_entry(
     registry_path: nt::PCUNICODE_STRING,
 ) -> nt::NTSTATUS {
     // Before anything allocates: which optional kernel routines this kernel has.
-    nt::resolve_optional_routines();
+    report_processor_support(nt::resolve_optional_routines());
     // SAFETY: DriverEntry's own registry path, PASSIVE_LEVEL.
     unsafe { crate::platform::load_frame_budget(registry_path) };
     driver.MajorFunction[nt::IRP_MJ_CREATE] = Some(dispatch_create);
@@ -108,6 +108,24 @@ pub unsafe extern "system" fn driver_entry(
     unsafe { (*driver.DriverExtension).AddDevice = Some(add_device) };
     // SAFETY: DriverEntry's own arguments.
     unsafe { crate::legacy::create_if_requested(driver, registry_path) }
+}
+
+/// One debugger line (COM1 under ReactOS, the `+debugstr` channel under Wine): whether
+/// allocators keep per-processor state on this kernel, and if not, why (wdm-nt's
+/// `optional` module). PASSIVE_LEVEL.
+fn report_processor_support(support: nt::ProcessorSupport) {
+    let line = match (support.routines, support.queued_dpcs_run) {
+        (true, true) => c"ksalloc: per-processor state on: DPCs can be targeted and run\n",
+        (false, true) => {
+            c"ksalloc: per-processor state off: queued DPCs run, but no \
+              KeGetCurrentProcessorNumberEx, KeQueryMaximumProcessorCountEx, \
+              KeGetProcessorNumberFromIndex or KeSetTargetProcessorDpcEx\n"
+        }
+        (_, false) => c"ksalloc: per-processor state off: a queued DPC did not run\n",
+    };
+    // SAFETY: a NUL-terminated format without conversions; PASSIVE_LEVEL, within
+    // DbgPrint's IRQL <= DIRQL ("DbgPrint function (wdm.h)").
+    unsafe { nt::DbgPrint(line.as_ptr()) };
 }
 
 /// `DriverUnload`: PnP devices are gone by now (deleted at IRP_MN_REMOVE_DEVICE); the

@@ -10,6 +10,7 @@
 //! | `nt` | every kernel name the glue uses: the shared kernel layer `wdm-nt` |
 //! | `pool` | the one place that allocates pool (`ExAllocatePool2` where the kernel has it) |
 //! | `platform` | the core's `Platform` over the kernel: pool, spin lock, KEVENT, IRP cancel and completion |
+//! | `processor_calls` | the core's processor calls: a `KDPC` per processor, targeted at it |
 //! | `seh` | capture of user-mode buffers under structured exception handling (C unit) |
 //! | `dispatch` | IRP_MJ_CREATE / CLEANUP / CLOSE / DEVICE_CONTROL into the core's KS dispatcher |
 //! | `table` | the two FUNCTIONTABLE routines |
@@ -42,6 +43,8 @@ mod nt;
 mod platform;
 #[cfg(driver)]
 mod pool;
+#[cfg(driver)]
+mod processor_calls;
 #[cfg(driver)]
 mod seh;
 #[cfg(driver)]

@@ -7,10 +7,11 @@ use ks_abi::ks::{eventf, KsEventData};
 use ks_abi::NtStatus;
 use ksalloc_core::limits::{budget_from_mib, FrameBudget, DEFAULT_FRAME_BUDGET};
 use ksalloc_core::platform::FrameMemory;
-use ksalloc_core::{Irql, Platform, PoolCharge, RequestHandle, Requestor, SpinLock};
+use ksalloc_core::{Irql, Platform, PoolCharge, ProcessorCall, RequestHandle, Requestor, SpinLock};
 
 use crate::nt::{self, wide};
 use crate::pool::{self, PoolArc, PoolBox};
+use crate::processor_calls::ProcessorCalls;
 
 /// The driver-wide frame budget (see `ksalloc_core::limits`).
 static FRAME_BUDGET: FrameBudget = FrameBudget::new(DEFAULT_FRAME_BUDGET);
@@ -152,6 +153,7 @@ impl Platform for Kernel {
     type Event = KernelEvent;
     type ClientEvent = ClientEvent;
     type Request = Request;
+    type ProcessorCalls = ProcessorCalls;
     type Shared<T: Send + Sync> = PoolArc<T>;
 
     fn current_irql(&self) -> Irql {
@@ -276,6 +278,25 @@ impl Platform for Kernel {
         // The maximum, not the active count: processors added later get indices below it.
         // SAFETY: KeQueryMaximumProcessorCountEx takes any group number, at any IRQL.
         unsafe { nt::KeQueryMaximumProcessorCountEx(nt::ALL_PROCESSOR_GROUPS) }
+    }
+
+    fn new_processor_calls<T: ProcessorCall>(&self, processors: usize) -> Option<ProcessorCalls> {
+        ProcessorCalls::new::<T>(processors)
+    }
+
+    unsafe fn queue_processor_call<T: ProcessorCall>(
+        &self,
+        calls: &ProcessorCalls,
+        processor: usize,
+        target: &T,
+    ) -> bool {
+        // SAFETY: the trait's contract, which is `queue`'s: `target` outlives the call
+        // or the flush (the type is checked there).
+        unsafe { calls.queue(processor, target) }
+    }
+
+    fn flush_processor_calls(&self, calls: &ProcessorCalls) {
+        calls.flush();
     }
 
     fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R {

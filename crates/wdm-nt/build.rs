@@ -25,8 +25,9 @@ const FUNCTIONS: &str = "Ex(AllocatePoolWithQuotaTag|AllocatePoolWithTag|FreePoo
      ReleaseCancelSpinLock|ReleaseRemoveLockAndWaitEx|ReleaseRemoveLockEx|\
      SetDeviceInterfaceState|fCallDriver|fCompleteRequest)|\
      Ke(AcquireSpinLockRaiseToDpc|BugCheckEx|ClearEvent|DelayExecutionThread|\
-     EnterGuardedRegion|InitializeEvent|LeaveGuardedRegion|LowerIrql|ReadStateEvent|\
-     ReleaseSpinLock|SetEvent|WaitForSingleObject)|KfRaiseIrql|\
+     EnterGuardedRegion|FlushQueuedDpcs|InitializeDpc|InitializeEvent|InsertQueueDpc|\
+     LeaveGuardedRegion|LowerIrql|ReadStateEvent|ReleaseSpinLock|RemoveQueueDpc|SetEvent|\
+     SetImportanceDpc|WaitForSingleObject)|KfRaiseIrql|\
      Mm(GetSystemRoutineAddress|IsAddressValid)|\
      Ob(ReferenceObjectByHandle|fDereferenceObject|fReferenceObject)|\
      Po(CallDriver|StartNextPowerIrp)|Ps(CreateSystemThread|TerminateSystemThread)|\
@@ -36,7 +37,7 @@ const FUNCTIONS: &str = "Ex(AllocatePoolWithQuotaTag|AllocatePoolWithTag|FreePoo
 /// Every type either driver names.
 #[cfg(feature = "cross")]
 const TYPES: &str = "_?(DEVICE_OBJECT|DRIVER_OBJECT|FILE_OBJECT|GUID|IO_REMOVE_LOCK|\
-     IO_STACK_LOCATION|IO_STATUS_BLOCK|IRP|KEVENT|LARGE_INTEGER|OBJECT_ATTRIBUTES|OBJECT_TYPE|\
+     IO_STACK_LOCATION|IO_STATUS_BLOCK|IRP|KDPC|KDPC_IMPORTANCE|KEVENT|LARGE_INTEGER|OBJECT_ATTRIBUTES|OBJECT_TYPE|\
      UNICODE_STRING)|P(CUNICODE_STRING|DEVICE_OBJECT|DRIVER_CANCEL|FILE_OBJECT|IRP|KEVENT|\
      OBJECT_TYPE|VOID)|BOOLEAN|CCHAR|EVENT_TYPE|HANDLE|KIRQL|KSPIN_LOCK|KWAIT_REASON|NTSTATUS|\
      POOL_TYPE";

@@ -32,15 +32,17 @@ kernel_names! {
         IoRegisterDeviceInterface, IoReleaseCancelSpinLock, IoReleaseRemoveLockAndWaitEx,
         IoReleaseRemoveLockEx, IoSetDeviceInterfaceState, IofCallDriver, IofCompleteRequest,
         KeAcquireSpinLockRaiseToDpc, KeBugCheckEx, KeClearEvent, KeDelayExecutionThread,
-        KeEnterGuardedRegion,
-        KeInitializeEvent, KeLeaveGuardedRegion, KeLowerIrql, KeReadStateEvent,
-        KeReleaseSpinLock, KeSetEvent, KeWaitForSingleObject, KfRaiseIrql,
+        KeEnterGuardedRegion, KeFlushQueuedDpcs, KeInitializeDpc,
+        KeInitializeEvent, KeInsertQueueDpc, KeLeaveGuardedRegion, KeLowerIrql,
+        KeReadStateEvent, KeReleaseSpinLock, KeRemoveQueueDpc, KeSetEvent,
+        KeSetImportanceDpc, KeWaitForSingleObject, KfRaiseIrql,
         MmGetSystemRoutineAddress, MmIsAddressValid, ObReferenceObjectByHandle,
         ObfDereferenceObject, ObfReferenceObject, PoCallDriver, PoStartNextPowerIrp,
         PsCreateSystemThread, PsTerminateSystemThread, RtlFreeUnicodeString, ZwClose, ZwCreateFile, ZwOpenKey, ZwQueryValueKey;
     types:
         CCHAR, DRIVER_OBJECT, EVENT_TYPE, FILE_OBJECT, GUID, HANDLE, IO_REMOVE_LOCK,
-        IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KEVENT, KSPIN_LOCK, KWAIT_REASON,
+        IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KDPC, KDPC_IMPORTANCE, KEVENT, KSPIN_LOCK,
+        KWAIT_REASON,
         LARGE_INTEGER, NTSTATUS, OBJECT_ATTRIBUTES, PCUNICODE_STRING, PDEVICE_OBJECT,
         PDRIVER_CANCEL, PFILE_OBJECT, PIRP, POBJECT_TYPE, POOL_TYPE, PVOID, UNICODE_STRING;
 }

@@ -3,7 +3,7 @@
 //! C enums are `int` in the WDK's (MSVC) bindings and `unsigned int` in mingw-w64's (GNU)
 //! ones: constants of an enum type take the bindings' own type.
 
-use crate::bindings::{CCHAR, EVENT_TYPE, KWAIT_REASON, NTSTATUS};
+use crate::bindings::{CCHAR, EVENT_TYPE, KDPC_IMPORTANCE, KWAIT_REASON, NTSTATUS};
 
 /// `IRP_MJ_CREATE`.
 pub const IRP_MJ_CREATE: usize = 0x00;
@@ -51,6 +51,12 @@ pub const DO_POWER_PAGABLE: u32 = 0x0000_2000;
 pub const DISPATCH_LEVEL: u8 = 2;
 /// `ALL_PROCESSOR_GROUPS`: a group number meaning every group.
 pub const ALL_PROCESSOR_GROUPS: u16 = 0xffff;
+/// `MediumHighImportance` (`KDPC_IMPORTANCE`, wdm.h: Low 0, Medium 1, High 2, MediumHigh 3).
+///
+/// Queued at the end of the target processor's DPC queue, and that queue is processed at
+/// once even when it is another processor's ("KeSetImportanceDpc function (wdm.h)",
+/// "Organization of DPC Queues").
+pub const MEDIUM_HIGH_IMPORTANCE: KDPC_IMPORTANCE = 3;
 /// `FILE_DEVICE_SECURE_OPEN`.
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;
 /// `FILE_DEVICE_KS`.

@@ -41,8 +41,9 @@ pub use bindings::*;
 pub use constants::*;
 pub use macros::*;
 pub use optional::{
-    allocate_nonpaged, allocate_nonpaged_quota, resolve_optional_routines,
-    KeGetCurrentProcessorNumberEx, KeQueryMaximumProcessorCountEx,
+    allocate_nonpaged, allocate_nonpaged_quota, resolve_optional_routines, set_target_processor,
+    KeGetCurrentProcessorNumberEx, KeQueryMaximumProcessorCountEx, ProcessorNumber,
+    ProcessorSupport,
 };
 pub use registry::service_dword;
 pub use runtime::PoolAllocator;

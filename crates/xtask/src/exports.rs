@@ -5,7 +5,7 @@
 //! must be exported by every kernel the drivers target: Windows x64 from build 16299 (the
 //! INF's floor), Wine 8's ntoskrnl.exe/hal.dll, and ReactOS amd64. A name some of them
 //! lack is looked up at run time instead (`Use::RunTime`, MmGetSystemRoutineAddress at
-//! DriverEntry, src/nt/optional.rs) and must not be imported.
+//! DriverEntry, crates/wdm-nt/src/optional.rs) and must not be imported.
 //!
 //! Sources of the columns:
 //! - `windows`: Microsoft's DDI reference pages (minimum version of each routine);
@@ -13,6 +13,10 @@
 //!   (`libntoskrnl.a`, `libhal.a`), which list Windows's exports.
 //! - `wine`: Wine 8.0's `ntoskrnl.exe`/`hal.dll` (Debian's wine64); the check compares
 //!   the column with the installed modules' export tables whenever they are installed.
+//!   Wine's unimplemented `@ stub` entries are exports too (the loader resolves them;
+//!   calling one aborts the driver host), so a row's comment says where Wine's routine
+//!   is such a stub or does nothing; the drivers call those only where a kernel has
+//!   shown the routine works (crates/wdm-nt/src/optional.rs).
 //! - `reactos`: ReactOS's `ntoskrnl/ntoskrnl.spec` and `hal/hal.spec` (reactos/reactos,
 //!   read 2026-12-03: x86_64 entries, including `-private` ones, which are exported but
 //!   left out of the import library). Not checked automatically: update by hand.
@@ -96,17 +100,22 @@ pub const EXPORTS: &[Export] = &[
     row("KeClearEvent", NT, [Y, Y, Y], Import),
     row("KeDelayExecutionThread", NT, [Y, Y, Y], Import),
     row("KeEnterGuardedRegion", NT, [Y, Y, Y], Import),
-    row("KeGetCurrentProcessorNumber", NT, [N, Y, N], RunTime), // Windows x64: inline only
+    row("KeFlushQueuedDpcs", NT, [Y, Y, Y], Import),
     row("KeGetCurrentProcessorNumberEx", NT, [Y, Y, N], RunTime),
+    row("KeGetProcessorNumberFromIndex", NT, [Y, N, N], RunTime), // Windows 7 and later
+    row("KeInitializeDpc", NT, [Y, Y, Y], Import),
     row("KeInitializeEvent", NT, [Y, Y, Y], Import),
+    row("KeInsertQueueDpc", NT, [Y, Y, Y], Import), // Wine 8: a stub, the DPC never runs
     row("KeLeaveGuardedRegion", NT, [Y, Y, Y], Import),
     row("KeLowerIrql", NT, [Y, Y, Y], Import),
-    row("KeNumberProcessors", NT, [Y, Y, Y], RunTime), // data: looked up, never imported
     row("KeQueryMaximumProcessorCountEx", NT, [Y, Y, N], RunTime),
     row("KeQueryPerformanceCounter", HAL, [Y, Y, Y], Import),
     row("KeReadStateEvent", NT, [Y, Y, Y], Import),
     row("KeReleaseSpinLock", NT, [Y, Y, Y], Import),
+    row("KeRemoveQueueDpc", NT, [Y, Y, Y], Import), // Wine 8: a stub that aborts if called
     row("KeSetEvent", NT, [Y, Y, Y], Import),
+    row("KeSetImportanceDpc", NT, [Y, Y, Y], Import),
+    row("KeSetTargetProcessorDpcEx", NT, [Y, Y, N], RunTime), // Windows 7 and later
     row("KeWaitForSingleObject", NT, [Y, Y, Y], Import),
     row("KfRaiseIrql", NT, [Y, Y, Y], Import),
     row("MmGetSystemRoutineAddress", NT, [Y, Y, Y], Import),
