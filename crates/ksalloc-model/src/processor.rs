@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ksalloc_core::Irql;
 
-use crate::irql::{assert_irql_at_most, locks_held, raise_irql, IrqlGuard};
+use crate::irql::{assert_irql_at_most, locks_held, raise_irql};
 use crate::processor_call::{running_call_on, CallQueues};
 
 thread_local! {
@@ -154,34 +154,34 @@ impl Processors {
         let result = f(processor);
         STATE.with(|s| s.set(state));
         // Leaving the section is where the processor's IRQL would drop below
-        // DISPATCH_LEVEL on Windows: its DPC queue runs first (out of line: the hot path
-        // pays one load for calls).
-        if self.calls.any_queued() {
-            self.leave_with_calls(processor, irql);
-            return result;
-        }
-        // SeqCst release, then the SeqCst count: a call queued meanwhile for this
-        // processor is seen here, or its queuer took the processor (see `try_enter`).
+        // DISPATCH_LEVEL on Windows, and its DPC queue would run. SeqCst release, then
+        // the SeqCst count: a call queued meanwhile for this processor is seen here, or
+        // its queuer took the processor (see `try_enter`). The delivery is out of line:
+        // the hot path pays one load.
         busy.store(false, Ordering::SeqCst);
         drop(irql);
         if self.calls.any_queued() {
-            self.deliver_if_idle();
+            self.left_with_calls(processor);
         }
         result
     }
 
-    /// Leaves `processor`'s section with calls queued somewhere: runs the processor's
-    /// own queue on this thread first (unless it holds a spin lock: a DPC never runs
-    /// inside a lock's section, or calls are held), then gives the processor up and,
-    /// below DISPATCH_LEVEL, runs the queues of idle processors.
+    /// Left `processor`'s section with calls queued somewhere: unless the thread holds a
+    /// spin lock (a DPC never runs inside a lock's section) or runs a call, or calls are
+    /// held, it takes the processor back if no other thread took it and runs its queue
+    /// (a thread that took it runs them when it leaves), then, below DISPATCH_LEVEL,
+    /// the queues of idle processors.
     #[cold]
     #[inline(never)]
-    fn leave_with_calls(&self, processor: usize, irql: IrqlGuard) {
-        if locks_held() == 0 && self.calls.delivering() {
+    fn left_with_calls(&self, processor: usize) {
+        if locks_held() == 0
+            && self.calls.delivering()
+            && !crate::processor_call::in_call()
+            && self.try_enter(processor)
+        {
             self.run_own_calls(processor);
+            self.leave(processor);
         }
-        self.leave(processor);
-        drop(irql);
         self.deliver_if_idle();
     }
 }

@@ -58,6 +58,11 @@ thread_local! {
     static RUNNING_CALL: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
 }
 
+/// Whether the calling thread runs a processor call (of any kernel).
+pub(crate) fn in_call() -> bool {
+    RUNNING_CALL.with(Cell::get).is_some()
+}
+
 /// The processor whose call the calling thread is running for `processors`, if any.
 pub(crate) fn running_call_on(processors: &Processors) -> Option<usize> {
     RUNNING_CALL
