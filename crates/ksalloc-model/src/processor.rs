@@ -6,7 +6,9 @@
 //! thread order (thread *k* on processor *k mod n*). Entering a processor raises to
 //! `DISPATCH_LEVEL` and waits while another thread is on it (on Windows that thread
 //! would have the processor until it dropped below `DISPATCH_LEVEL`); entering again
-//! from inside, or calling a platform service from inside, panics.
+//! from inside, or calling a platform service from inside, panics. Each processor also
+//! has a DPC queue ([`crate::processor_call`]): leaving a section is one of the points
+//! where it runs, and a call runs holding its processor as a section does.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
