@@ -489,10 +489,8 @@ impl Platform for ModelKernel {
             "queue_processor_call with calls of another kernel"
         );
         let queued = crate::pool::host(|| calls.queue(processor, target));
-        if current_irql() == Irql::Passive {
-            // Queued from PASSIVE_LEVEL: an idle target processor runs it at once.
-            self.0.processors.deliver_if_idle();
-        }
+        // Queued from below DISPATCH_LEVEL: an idle target processor runs it at once.
+        self.0.processors.deliver_if_idle();
         queued
     }
 

@@ -75,10 +75,9 @@ impl<T> SpinLock<T> for ModelSpinLock<T> {
         lock_released();
         self.holder.store(0, Ordering::Relaxed);
         drop(guard);
-        let below_dispatch = irql.previous() < Irql::Dispatch;
         drop(irql);
-        if below_dispatch {
-            if let Some(kernel) = &self.kernel {
+        if let Some(kernel) = &self.kernel {
+            if kernel.processors().calls().any_queued() {
                 kernel.processors().deliver_if_idle();
             }
         }

@@ -6,14 +6,16 @@
 //! thread order (thread *k* on processor *k mod n*). Entering a processor raises to
 //! `DISPATCH_LEVEL` and waits while another thread is on it (on Windows that thread
 //! would have the processor until it dropped below `DISPATCH_LEVEL`); entering again
-//! from inside, or calling a platform service from inside, panics.
+//! from inside, or calling a platform service from inside, panics. Each processor also
+//! has a DPC queue ([`crate::processor_call`]): leaving a section is one of the points
+//! where it runs, and a call runs holding its processor as a section does.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ksalloc_core::Irql;
 
-use crate::irql::{assert_irql_at_most, locks_held, raise_irql, IrqlGuard};
+use crate::irql::{assert_irql_at_most, locks_held, raise_irql};
 use crate::processor_call::{running_call_on, CallQueues};
 
 thread_local! {
@@ -22,13 +24,26 @@ thread_local! {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         NEXT.fetch_add(1, Ordering::Relaxed)
     };
-    static INSIDE: Cell<bool> = const { Cell::new(false) };
+    /// [`OUTSIDE`], [`IN_SECTION`] or [`IN_CALL`]: one thread-local read on entry.
+    static STATE: Cell<u8> = const { Cell::new(OUTSIDE) };
 }
 
 /// Runs the calling thread on processor `processor` from now on (`None`: by thread
 /// order again). An index past a kernel's count wraps.
 pub fn bind_processor(processor: Option<usize>) {
     BOUND.with(|b| b.set(processor));
+}
+
+/// The thread is in no `with_processor` section and runs no processor call.
+const OUTSIDE: u8 = 0;
+/// The thread is inside a `with_processor` section.
+const IN_SECTION: u8 = 1;
+/// The thread runs a processor call (outside any section of it).
+pub(crate) const IN_CALL: u8 = 2;
+
+/// Sets the thread's state, returning the old one (processor calls mark their run).
+pub(crate) fn swap_state(state: u8) -> u8 {
+    STATE.with(|s| s.replace(state))
 }
 
 /// Checks that the calling thread is not inside `with_processor`: the core must not
@@ -39,7 +54,7 @@ pub fn bind_processor(processor: Option<usize>) {
 #[track_caller]
 pub fn assert_outside(what: &str) {
     assert!(
-        !INSIDE.with(Cell::get),
+        STATE.with(Cell::get) != IN_SECTION,
         "{what} called inside with_processor (core rule: no platform calls there)"
     );
 }
@@ -100,14 +115,21 @@ impl Processors {
     #[track_caller]
     pub(crate) fn run<R>(&self, f: impl FnOnce(usize) -> R) -> R {
         assert_irql_at_most(Irql::Dispatch, "with_processor");
-        assert_outside("with_processor");
-        if let Some(processor) = running_call_on(self) {
-            // Inside a processor call for `processor`: already on it at DISPATCH_LEVEL
-            // (raising to DISPATCH_LEVEL there is a no-op), so no turn to wait for.
-            INSIDE.with(|i| i.set(true));
-            let result = f(processor);
-            INSIDE.with(|i| i.set(false));
-            return result;
+        let state = STATE.with(Cell::get);
+        assert!(
+            state != IN_SECTION,
+            "with_processor called inside with_processor (core rule: no platform calls there)"
+        );
+        if state == IN_CALL {
+            if let Some(processor) = running_call_on(self) {
+                // Inside a processor call for `processor`: already on it at
+                // DISPATCH_LEVEL (raising to DISPATCH_LEVEL there is a no-op), so no
+                // turn to wait for.
+                STATE.with(|s| s.set(IN_SECTION));
+                let result = f(processor);
+                STATE.with(|s| s.set(IN_CALL));
+                return result;
+            }
         }
         let preferred = BOUND
             .with(Cell::get)
@@ -130,32 +152,38 @@ impl Processors {
         {
             std::thread::yield_now();
         }
-        INSIDE.with(|i| i.set(true));
+        STATE.with(|s| s.set(IN_SECTION));
         let result = f(processor);
-        INSIDE.with(|i| i.set(false));
+        STATE.with(|s| s.set(state));
         // Leaving the section is where the processor's IRQL would drop below
-        // DISPATCH_LEVEL on Windows: its DPC queue runs first, on this thread (never
-        // with a spin lock held: a DPC cannot run inside a lock's section).
-        let delivering = locks_held() == 0 && self.calls.delivering();
-        if delivering && self.calls.any_queued() {
-            self.run_own_calls(processor);
-        }
-        if delivering && current_irql_below_dispatch_after(&irql) {
-            // SeqCst release, then the SeqCst count: a call queued meanwhile for a
-            // processor this thread gave up is seen here, or its queuer took the
-            // processor (see `try_enter`).
-            busy.store(false, Ordering::SeqCst);
-            drop(irql);
-            self.deliver_if_idle();
-        } else {
-            busy.store(false, Ordering::Release);
-            drop(irql);
+        // DISPATCH_LEVEL on Windows, and its DPC queue would run. SeqCst release, then
+        // the SeqCst count: a call queued meanwhile for this processor is seen here, or
+        // its queuer took the processor (see `try_enter`). The delivery is out of line:
+        // the hot path pays one load.
+        busy.store(false, Ordering::SeqCst);
+        drop(irql);
+        if self.calls.any_queued() {
+            self.left_with_calls(processor);
         }
         result
     }
-}
 
-/// Whether dropping `guard` takes the thread below `DISPATCH_LEVEL`.
-fn current_irql_below_dispatch_after(guard: &IrqlGuard) -> bool {
-    guard.previous() < Irql::Dispatch
+    /// Left `processor`'s section with calls queued somewhere: unless the thread holds a
+    /// spin lock (a DPC never runs inside a lock's section) or runs a call, or calls are
+    /// held, it takes the processor back if no other thread took it and runs its queue
+    /// (a thread that took it runs them when it leaves), then, below DISPATCH_LEVEL,
+    /// the queues of idle processors.
+    #[cold]
+    #[inline(never)]
+    fn left_with_calls(&self, processor: usize) {
+        if locks_held() == 0
+            && self.calls.delivering()
+            && !crate::processor_call::in_call()
+            && self.try_enter(processor)
+        {
+            self.run_own_calls(processor);
+            self.leave(processor);
+        }
+        self.deliver_if_idle();
+    }
 }

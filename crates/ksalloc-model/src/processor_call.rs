@@ -35,8 +35,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ksalloc_core::{Irql, ProcessorCall};
 
-use crate::irql::{locks_held, raise_irql};
-use crate::processor::Processors;
+use crate::irql::{current_irql, locks_held, raise_irql};
+use crate::processor::{swap_state, Processors, IN_CALL};
 
 /// Runs `target.run_on(processor)` for a `target` known only by address.
 type Trampoline = unsafe fn(*const (), usize);
@@ -56,6 +56,11 @@ unsafe fn trampoline<T: ProcessorCall>(target: *const (), processor: usize) {
 thread_local! {
     /// The kernel (its processors' address) and processor whose call this thread runs.
     static RUNNING_CALL: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
+/// Whether the calling thread runs a processor call (of any kernel).
+pub(crate) fn in_call() -> bool {
+    RUNNING_CALL.with(Cell::get).is_some()
 }
 
 /// The processor whose call the calling thread is running for `processors`, if any.
@@ -212,10 +217,12 @@ impl Processors {
         );
         let irql = raise_irql(Irql::Dispatch);
         RUNNING_CALL.with(|c| c.set(Some((std::ptr::from_ref(self) as usize, processor))));
+        let state = swap_state(IN_CALL);
         // SAFETY: `run` is `trampoline::<T>` for the `T` the calls were made for, and
         // queue_processor_call checked that `target` is a `&T`; its caller keeps the
         // target alive until the call has run (the Safety contract), and it has not.
         unsafe { (call.run)(call.target, processor) };
+        swap_state(state);
         RUNNING_CALL.with(|c| c.set(None));
         assert_eq!(
             locks_held(),
@@ -268,9 +275,17 @@ impl Processors {
         }
     }
 
-    /// At the automatic delivery points: a hint check, then [`Self::deliver_calls`].
+    /// At the automatic delivery points: if the thread is below `DISPATCH_LEVEL` with no
+    /// lock held, not in a call, and calls are not held, [`Self::deliver_calls`].
+    #[cold]
+    #[inline(never)]
     pub(crate) fn deliver_if_idle(&self) {
-        if self.calls().any_queued() && self.calls().delivering() && locks_held() == 0 {
+        if self.calls().any_queued()
+            && self.calls().delivering()
+            && current_irql() < Irql::Dispatch
+            && locks_held() == 0
+            && RUNNING_CALL.with(Cell::get).is_none()
+        {
             self.deliver_calls(false);
         }
     }
