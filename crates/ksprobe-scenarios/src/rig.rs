@@ -19,6 +19,10 @@ use crate::client::ProbeClient;
 use crate::result::Failure;
 use crate::scenario::Config;
 
+/// How long [`Rig::fill_pool`] waits for frames cached on other processors to come back
+/// (their DPCs run within microseconds on an idle machine; a second is generous).
+pub const RECALL_WAIT_NS: u64 = 1_000_000_000;
+
 /// An ALLOC request the rig sent.
 enum Request<P> {
     /// Sent, not seen completed yet.
@@ -183,25 +187,39 @@ impl<'c, C: ProbeClient> Rig<'c, C> {
 
     /// Takes every frame of the pool through the table, at DISPATCH_LEVEL, in order.
     ///
+    /// Frames another processor caches (ksalloc's per-processor magazines) come back
+    /// only when that processor's DPC runs, so an allocation at DISPATCH_LEVEL can fail
+    /// while they are on their way: on `STATUS_INSUFFICIENT_RESOURCES` the rig drops to
+    /// PASSIVE_LEVEL, yields, and goes on, for up to [`RECALL_WAIT_NS`].
+    ///
     /// # Errors
     /// When the pool runs dry early (values: frames got, frames expected).
     pub fn fill_pool(&mut self) -> Result<Vec<usize>, Failure> {
         let want = self.framing.frames as usize;
         let mut frames = Vec::with_capacity(want);
         let client = self.client;
-        client.at_dispatch(|| {
-            for i in 0..want {
-                match self.table_alloc() {
-                    Ok(frame) => frames.push(frame),
-                    Err(s) => {
-                        return Err(Failure::status("pool ran dry before its Frames count", s)
-                            .with_values(i as u64, want as u64))
+        let deadline = client.now_ns().saturating_add(RECALL_WAIT_NS);
+        loop {
+            let refused = client.at_dispatch(|| {
+                while frames.len() < want {
+                    match self.table_alloc() {
+                        Ok(frame) => frames.push(frame),
+                        Err(s) => return Some(s),
                     }
                 }
+                None
+            });
+            match refused {
+                None => return Ok(frames),
+                Some(NtStatus::INSUFFICIENT_RESOURCES) if client.now_ns() < deadline => {
+                    client.yield_now();
+                }
+                Some(s) => {
+                    return Err(Failure::status("pool ran dry before its Frames count", s)
+                        .with_values(frames.len() as u64, want as u64))
+                }
             }
-            Ok(())
-        })?;
-        Ok(frames)
+        }
     }
 
     /// `KSPROPERTY_STREAMALLOCATOR_STATUS`.

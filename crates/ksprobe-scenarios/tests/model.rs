@@ -110,6 +110,11 @@ impl ProbeClient for ModelProbe {
     }
 
     fn yield_now(&self) {
+        // While this thread gives way, idle processors run their queued DPCs (the
+        // model's processor calls), as Windows' would meanwhile.
+        if ksalloc_model::current_irql() == ksalloc_core::Irql::Passive {
+            self.kernel.run_processor_calls();
+        }
         std::thread::yield_now();
     }
 
