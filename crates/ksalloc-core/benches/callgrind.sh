@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Instructions per allocate+free pair for every contender of benches/alloc_free.rs,
-# counted by valgrind's callgrind (deterministic, unlike wall time on a shared machine).
+# counted by valgrind's callgrind (deterministic, unlike wall time on a shared machine),
+# and the locked read-modify-writes among them.
 #
 # Each contender runs N and 2N pairs in examples/callgrind_pair.rs; setup is identical in
-# both runs, so (Ir(2N) - Ir(N)) / N is the cost of one pair, setup cancelled.
+# both runs, so (Ir(2N) - Ir(N)) / N is the cost of one pair, setup cancelled. The
+# locked column is the same difference over the executions of the benchmark binary's
+# locked instructions (a `lock` prefix, or `xchg` with memory, which locks implicitly),
+# found by address in its disassembly: exact, per pair. Locked instructions inside
+# shared libraries (glibc's malloc, futexes) are not counted.
 #
 # usage: crates/ksalloc-core/benches/callgrind.sh [contender...]
 #   FRAMES="2 64 4096 65536"  frame counts to run at (default: all four)
 #   N=100000                  pairs in the short run (the long run does 2N)
 #   CARGO_TARGET_DIR          honoured, as cargo does
-# needs: valgrind (Debian/Ubuntu: apt-get install -y valgrind)
+# needs: valgrind (Debian/Ubuntu: apt-get install -y valgrind), objdump or llvm-objdump-19
 # prints: a markdown table on stdout.
 set -euo pipefail
 
@@ -33,24 +38,49 @@ else
     mapfile -t contenders < <("$bin" --list)
 fi
 
-# Total instructions callgrind collected for one run.
+objdump=$(command -v objdump || command -v llvm-objdump-19) || {
+    echo "callgrind.sh: neither objdump nor llvm-objdump-19 found (apt-get install -y binutils)" >&2
+    exit 1
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Addresses of the binary's locked instructions: `lock`-prefixed ones, and `xchg` with a
+# memory operand (AT&T syntax: the operand in parentheses).
+"$objdump" -d --no-show-raw-insn "$bin" |
+    awk -F'\t' '$1 ~ /^ *[0-9a-f]+:$/ && ($2 ~ /^lock / || $2 ~ /^xchg.*\(/) {
+        a = $1; gsub(/[ :]/, "", a); print "0x" a }' >"$tmp/locked"
+binpath=$(realpath "$bin")
+
+# "instructions locked" callgrind collected for one run.
 ir() {
     local out
-    out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$@" 2>&1) || {
+    out=$(valgrind --tool=callgrind --dump-instr=yes --dump-line=no --compress-pos=no \
+        --compress-strings=no --callgrind-out-file="$tmp/out" "$bin" "$@" 2>&1) || {
         echo "callgrind.sh: run failed: $*" >&2
         echo "$out" >&2
         exit 1
     }
-    sed -n 's/^==[0-9]*== Collected : \([0-9]*\)$/\1/p' <<<"$out"
+    local total locked
+    total=$(sed -n 's/^==[0-9]*== Collected : \([0-9]*\)$/\1/p' <<<"$out")
+    # Cost lines are "address count" under the current object (ob=); the line after a
+    # calls= line is a call's inclusive cost, not an instruction's.
+    locked=$(awk -v bin="$binpath" '
+        FNR == NR { lock[$1] = 1; next }
+        /^ob=/ { ob = substr($0, 4); next }
+        /^calls=/ { skip = 1; next }
+        /^0x/ { if (skip) { skip = 0; next } if (ob == bin && ($1 in lock)) n += $2 }
+        END { print n + 0 }' "$tmp/locked" "$tmp/out")
+    echo "$total $locked"
 }
 
-echo "| contender | frames | Ir($n pairs) | Ir($((2 * n)) pairs) | instructions/pair |"
-echo "|---|---:|---:|---:|---:|"
+echo "| contender | frames | Ir($n pairs) | Ir($((2 * n)) pairs) | instructions/pair | locked RMWs/pair |"
+echo "|---|---:|---:|---:|---:|---:|"
 for contender in "${contenders[@]}"; do
     for frames in $frames_list; do
-        one=$(ir "$contender" "$n" "$frames")
-        two=$(ir "$contender" "$((2 * n))" "$frames")
+        read -r one lone < <(ir "$contender" "$n" "$frames")
+        read -r two ltwo < <(ir "$contender" "$((2 * n))" "$frames")
         awk -v c="$contender" -v f="$frames" -v a="$one" -v b="$two" -v n="$n" \
-            'BEGIN { printf "| %s | %d | %d | %d | %.2f |\n", c, f, a, b, (b - a) / n }'
+            -v la="$lone" -v lb="$ltwo" \
+            'BEGIN { printf "| %s | %d | %d | %d | %.2f | %.2f |\n", c, f, a, b, (b - a) / n, (lb - la) / n }'
     done
 done
