@@ -14,7 +14,7 @@
 #   FRAMES="2 64 4096 65536"  frame counts to run at (default: all four)
 #   N=100000                  pairs in the short run (the long run does 2N)
 #   CARGO_TARGET_DIR          honoured, as cargo does
-# needs: valgrind (Debian/Ubuntu: apt-get install -y valgrind), objdump or llvm-objdump-19
+# needs: valgrind (Debian/Ubuntu: apt-get install -y valgrind), llvm-objdump-19 (or objdump)
 # prints: a markdown table on stdout.
 set -euo pipefail
 
@@ -38,8 +38,8 @@ else
     mapfile -t contenders < <("$bin" --list)
 fi
 
-objdump=$(command -v objdump || command -v llvm-objdump-19) || {
-    echo "callgrind.sh: neither objdump nor llvm-objdump-19 found (apt-get install -y binutils)" >&2
+objdump=$(command -v llvm-objdump-19 || command -v objdump) || {
+    echo "callgrind.sh: neither llvm-objdump-19 nor objdump found (apt-get install -y llvm-19)" >&2
     exit 1
 }
 tmp=$(mktemp -d)
