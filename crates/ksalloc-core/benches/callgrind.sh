@@ -46,9 +46,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Addresses of the binary's locked instructions: `lock`-prefixed ones, and `xchg` with a
 # memory operand (AT&T syntax: the operand in parentheses).
+# (GNU objdump prints "lock cmpxchg ..." on one line; llvm-objdump prints "lock" alone at
+# the instruction's address. Either way that address is the one callgrind counts.)
 "$objdump" -d --no-show-raw-insn "$bin" |
-    awk -F'\t' '$1 ~ /^ *[0-9a-f]+:$/ && ($2 ~ /^lock / || $2 ~ /^xchg.*\(/) {
-        a = $1; gsub(/[ :]/, "", a); print "0x" a }' >"$tmp/locked"
+    awk 'match($0, /^ *[0-9a-f]+:/) {
+        a = substr($0, 1, RLENGTH - 1); gsub(/ /, "", a)
+        rest = substr($0, RLENGTH + 1)
+        if (rest ~ /^[ \t]*lock([ \t]|$)/ || rest ~ /^[ \t]*xchg[a-z]*[ \t].*\(/) print "0x" a }' \
+    >"$tmp/locked"
 binpath=$(realpath "$bin")
 
 # "instructions locked" callgrind collected for one run.
