@@ -1128,3 +1128,27 @@ fn dropping_an_allocator_waits_for_its_queued_calls() {
     kernel.hold_processor_calls(false);
     kernel.assert_no_leaks();
 }
+
+#[test]
+fn dropping_an_allocator_whose_calls_are_removed_unrun_still_frees_its_memory() {
+    // The Windows glue's flush removes queued DPCs (`KeRemoveQueueDpc`) before it waits
+    // for running ones: the calls close queued never run, and the frames they would have
+    // moved are still in their magazines when the engine drops.
+    for closed in [true, false] {
+        let kernel = ModelKernel::new();
+        kernel.flush_discards_queued_calls(true);
+        let alloc = create(&kernel, MAGAZINE_FRAMES);
+        let (held, _) = cached_on_one(&kernel, &alloc, 2);
+        for frame in held {
+            on(0, || alloc.free(frame)).unwrap();
+        }
+        assert_eq!(alloc.snapshot().cached, 2 + CAPACITY);
+        if closed {
+            alloc.close();
+            assert!(!alloc.is_drained(), "cached frames counted out");
+        }
+        drop(alloc);
+        kernel.hold_processor_calls(false);
+        kernel.assert_no_leaks();
+    }
+}
