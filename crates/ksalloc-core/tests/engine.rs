@@ -880,12 +880,7 @@ fn an_empty_shared_list_takes_frames_cached_on_other_processors() {
         on(1, || alloc.table_allocate()),
         Err(NtStatus::INSUFFICIENT_RESOURCES)
     );
-    for frame in held {
-        on(1, || alloc.free(frame)).unwrap();
-    }
-    alloc.close();
-    drop(alloc);
-    kernel.assert_no_leaks();
+    give_back_and_close(&kernel, alloc, held, 1);
 }
 
 #[test]
@@ -1003,6 +998,18 @@ fn cached_on_one(kernel: &ModelKernel, alloc: &Alloc, cached: usize) -> (Vec<usi
     (held, freed)
 }
 
+/// Ends a magazine test: lets processor calls run again, gives every frame in `held`
+/// back on `processor`, closes, and checks that nothing leaked once the allocator goes.
+fn give_back_and_close(kernel: &ModelKernel, alloc: Alloc, held: Vec<usize>, processor: usize) {
+    kernel.hold_processor_calls(false);
+    for frame in held {
+        on(processor, || alloc.free(frame)).unwrap();
+    }
+    alloc.close();
+    drop(alloc);
+    kernel.assert_no_leaks();
+}
+
 #[test]
 fn a_table_miss_asks_the_caching_processor_and_its_call_lists_the_frames() {
     let kernel = ModelKernel::new();
@@ -1037,13 +1044,7 @@ fn a_table_miss_asks_the_caching_processor_and_its_call_lists_the_frames() {
         MAGAZINE_FRAMES as usize,
         "no frame handed out twice"
     );
-    kernel.hold_processor_calls(false);
-    for frame in held {
-        on(1, || alloc.free(frame)).unwrap();
-    }
-    alloc.close();
-    drop(alloc);
-    kernel.assert_no_leaks();
+    give_back_and_close(&kernel, alloc, held, 1);
 }
 
 #[test]
@@ -1070,13 +1071,7 @@ fn a_pend_asks_every_processor_and_the_waiter_gets_a_cached_frame_when_they_run(
     // The queue emptied: magazines cache again.
     on(1, || alloc.free(cached[0])).unwrap();
     assert_eq!(alloc.snapshot().cached, 1);
-    kernel.hold_processor_calls(false);
-    for frame in held {
-        on(0, || alloc.free(frame)).unwrap();
-    }
-    alloc.close();
-    drop(alloc);
-    kernel.assert_no_leaks();
+    give_back_and_close(&kernel, alloc, held, 0);
 }
 
 #[test]

@@ -1156,21 +1156,49 @@ fn take_every_frame(kernel: &LoomPlatform, alloc: &Allocator<LoomPlatform>) -> V
     held
 }
 
-/// (vi) The magazine rule: a frame freed on processor 1, where it may be cached, while an
-/// ALLOC on processor 0 finds nothing free and pends. Whatever the interleaving, the
-/// request ends up with that frame: it never waits while the frame sits in a magazine.
-#[test]
-fn cached_free_vs_pending_alloc_never_strands_the_frame() {
-    model(PREEMPTION_BOUND, || {
+// Each magazine scenario runs twice: with the processor calls delivered at the
+// platform's first delivery point, and with every call held back and run on a thread of
+// its own (an idle processor running its DPC queue), so loom tries every delay: before,
+// between and after the racing operations, and after the owner has or has not yet seen
+// a block. Removing the pend's DPCs or the owner's block check fails the held runs.
+
+/// Holds the calls back when `held`, and starts the idle processor that runs them.
+fn idle_processor(
+    kernel: &LoomPlatform,
+    alloc: &Arc<Allocator<LoomPlatform>>,
+    held: bool,
+) -> Option<thread::JoinHandle<usize>> {
+    kernel.hold_processor_calls(held);
+    held.then(|| spawn(kernel, alloc, |k, _| k.run_processor_calls()))
+}
+
+/// Joins the idle processor, runs what is still queued (Windows runs it at some point)
+/// and stops holding calls back.
+fn calls_done(kernel: &LoomPlatform, idle: Option<thread::JoinHandle<usize>>) {
+    if let Some(idle) = idle {
+        idle.join().unwrap();
+        kernel.run_processor_calls();
+        kernel.hold_processor_calls(false);
+    }
+}
+
+/// (vi) The magazine rule: a frame freed on processor 1, where it may be cached (by a
+/// processor that has not seen the block yet), while an ALLOC on processor 0 finds
+/// nothing free and pends. Whatever the interleaving and the calls' delay, the request
+/// ends up with that frame: it never waits while the frame sits in a magazine.
+fn cached_free_vs_pending_alloc(held: bool) {
+    model(PREEMPTION_BOUND, move || {
         let (kernel, alloc) = setup(MAGAZINE_FRAMES);
-        let mut held = take_every_frame(&kernel, &alloc);
-        let frame = held.pop().unwrap();
+        let mut held_frames = take_every_frame(&kernel, &alloc);
+        let frame = held_frames.pop().unwrap();
+        let idle = idle_processor(&kernel, &alloc, held);
         let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
         let request = Request::new(1);
         let r = request.clone();
         let allocer = spawn_on(0, &kernel, &alloc, move |k, a| k.method_alloc(a, &r));
         freer.join().unwrap();
         allocer.join().unwrap();
+        calls_done(&kernel, idle);
 
         assert_eq!(
             kernel.completion(request.key),
@@ -1178,29 +1206,37 @@ fn cached_free_vs_pending_alloc_never_strands_the_frame() {
             "the request got the freed frame"
         );
         let s = alloc.snapshot();
-        if s.pending != 0 {
-            let s2 = alloc.snapshot();
-            eprintln!("DEBUG again {s2:?}");
-        }
         assert_eq!((s.pending, s.cached, s.free), (0, 0, 0), "{s:?}");
         assert_at_rest(&kernel, &alloc);
-        held.push(frame);
-        teardown(&kernel, &alloc, &held);
+        held_frames.push(frame);
+        teardown(&kernel, &alloc, &held_frames);
     });
 }
 
-/// (vii) A free caching its frame while close runs: close takes the frame back, or the
-/// free sees CLOSED and does; the memory goes exactly once when the last frame is back.
 #[test]
-fn cached_free_vs_close_strands_no_frame() {
-    model(PREEMPTION_BOUND, || {
+fn cached_free_vs_pending_alloc_never_strands_the_frame() {
+    cached_free_vs_pending_alloc(false);
+}
+
+#[test]
+fn held_calls_cached_free_vs_pending_alloc_never_strands_the_frame() {
+    cached_free_vs_pending_alloc(true);
+}
+
+/// (vii) A free caching its frame on processor 1 while close runs (and processor 1's
+/// own cached frame from setup). Close counts cached frames out; each comes back
+/// through its processor's call; the memory goes once, after the last frame out is back.
+fn cached_free_vs_close(held: bool) {
+    model(PREEMPTION_BOUND, move || {
         let (kernel, alloc) = setup(MAGAZINE_FRAMES);
         let kept = kernel.table_take(&alloc).expect("free frame");
         let frame = kernel.table_take(&alloc).expect("free frame");
+        let idle = idle_processor(&kernel, &alloc, held);
         let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
         let closer = spawn_on(0, &kernel, &alloc, |_, a| a.close());
         freer.join().unwrap();
         assert_eq!(closer.join().unwrap(), 0);
+        calls_done(&kernel, idle);
 
         let s = alloc.snapshot();
         assert_eq!((s.cached, s.outstanding), (0, 1), "{s:?}");
@@ -1210,19 +1246,30 @@ fn cached_free_vs_close_strands_no_frame() {
     });
 }
 
-/// (viii) The last free frame sits in processor 1's magazine; processor 1 pops it while
-/// processor 0, whose magazine and the shared list are empty, takes processor 1's
-/// magazine. Exactly one of them gets it.
 #[test]
-fn owner_pop_vs_drain_hand_out_a_cached_frame_once() {
-    model(PREEMPTION_BOUND, || {
+fn cached_free_vs_close_strands_no_frame() {
+    cached_free_vs_close(false);
+}
+
+#[test]
+fn held_calls_cached_free_vs_close_strands_no_frame() {
+    cached_free_vs_close(true);
+}
+
+/// (viii) The last free frame sits in processor 1's magazine; processor 1 pops it while
+/// processor 0, whose magazine and the shared list are empty, misses and asks processor
+/// 1 for it. At most one of them gets it, and if neither does, the call listed it; with
+/// the call delivered at once (the asker at PASSIVE_LEVEL), exactly one gets it.
+fn owner_pop_vs_recall(held: bool) {
+    model(PREEMPTION_BOUND, move || {
         let (kernel, alloc) = setup(MAGAZINE_FRAMES);
-        let mut held = take_every_frame(&kernel, &alloc);
-        let frame = held.pop().unwrap();
+        let mut held_frames = take_every_frame(&kernel, &alloc);
+        let frame = held_frames.pop().unwrap();
         spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame))
             .join()
             .unwrap();
         assert_eq!(alloc.snapshot().cached, 1);
+        let idle = idle_processor(&kernel, &alloc, held);
 
         let owner = spawn_on(1, &kernel, &alloc, LoomPlatform::table_take);
         let other = spawn_on(0, &kernel, &alloc, LoomPlatform::table_take);
@@ -1230,11 +1277,30 @@ fn owner_pop_vs_drain_hand_out_a_cached_frame_once() {
             .into_iter()
             .flatten()
             .collect();
-        assert_eq!(got, [frame], "handed out exactly once");
+        calls_done(&kernel, idle);
+
+        assert!(got.len() <= 1, "handed out twice: {got:?}");
+        let s = alloc.snapshot();
+        if got.is_empty() {
+            assert!(held, "a PASSIVE asker gets the frame its call lists");
+            assert_eq!((s.cached, s.free), (0, 1), "the call listed it: {s:?}");
+        } else {
+            assert_eq!(got, [frame]);
+        }
         assert_at_rest(&kernel, &alloc);
-        held.extend(got);
-        teardown(&kernel, &alloc, &held);
+        held_frames.extend(got);
+        teardown(&kernel, &alloc, &held_frames);
     });
+}
+
+#[test]
+fn owner_pop_vs_recall_hand_out_a_cached_frame_once() {
+    owner_pop_vs_recall(false);
+}
+
+#[test]
+fn held_calls_owner_pop_vs_recall_hand_out_a_cached_frame_once() {
+    owner_pop_vs_recall(true);
 }
 
 /// (ix) The same frame freed twice at once on two processors (a client bug): exactly one
@@ -1266,114 +1332,6 @@ fn double_free_on_two_processors_is_refused_once() {
         );
         assert_at_rest(&kernel, &alloc);
         teardown(&kernel, &alloc, &[]);
-    });
-}
-
-// ---- magazines with processor calls at any delay -------------------------------------
-//
-// The models above let the platform run a queued call at its first delivery point. These
-// hold every call back and run them on a thread of their own (an idle processor running
-// its DPC queue), so loom tries every delay: before, between and after the racing
-// operations, and after a processor has or has not yet seen a block.
-
-/// (x) As (vi), with the calls at any delay: the frame freed on processor 1 may be cached
-/// by a processor that has not seen the pend's block; its call moves it to the waiter.
-#[test]
-fn held_calls_cached_free_vs_pending_alloc_never_strands_the_frame() {
-    model(PREEMPTION_BOUND, || {
-        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
-        let mut held = take_every_frame(&kernel, &alloc);
-        kernel.hold_processor_calls(true);
-        let frame = held.pop().unwrap();
-        let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
-        let request = Request::new(1);
-        let r = request.clone();
-        let allocer = spawn_on(0, &kernel, &alloc, move |k, a| k.method_alloc(a, &r));
-        let idle = spawn(&kernel, &alloc, |k, _| k.run_processor_calls());
-        freer.join().unwrap();
-        allocer.join().unwrap();
-        idle.join().unwrap();
-        // Whatever is still queued runs now (Windows runs it at some point).
-        kernel.run_processor_calls();
-
-        assert_eq!(
-            kernel.completion(request.key),
-            Some(Ok(frame)),
-            "the request got the freed frame"
-        );
-        let s = alloc.snapshot();
-        assert_eq!((s.pending, s.cached, s.free), (0, 0, 0), "{s:?}");
-        assert_at_rest(&kernel, &alloc);
-        kernel.hold_processor_calls(false);
-        held.push(frame);
-        teardown(&kernel, &alloc, &held);
-    });
-}
-
-/// (xi) As (viii), with the calls at any delay: the last free frame sits in processor 1's
-/// magazine; processor 1 pops it while processor 0 misses and asks processor 1 for it.
-/// At most one of them gets it, and if neither does, the call listed it.
-#[test]
-fn held_calls_owner_pop_vs_recall_hand_out_a_cached_frame_once() {
-    model(PREEMPTION_BOUND, || {
-        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
-        let mut held = take_every_frame(&kernel, &alloc);
-        let frame = held.pop().unwrap();
-        spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame))
-            .join()
-            .unwrap();
-        assert_eq!(alloc.snapshot().cached, 1);
-        kernel.hold_processor_calls(true);
-
-        let owner = spawn_on(1, &kernel, &alloc, LoomPlatform::table_take);
-        let other = spawn_on(0, &kernel, &alloc, LoomPlatform::table_take);
-        let idle = spawn(&kernel, &alloc, |k, _| k.run_processor_calls());
-        let got: Vec<usize> = [owner.join().unwrap(), other.join().unwrap()]
-            .into_iter()
-            .flatten()
-            .collect();
-        idle.join().unwrap();
-        kernel.run_processor_calls();
-
-        assert!(got.len() <= 1, "handed out twice: {got:?}");
-        let s = alloc.snapshot();
-        if got.is_empty() {
-            assert_eq!((s.cached, s.free), (0, 1), "the call listed it: {s:?}");
-        } else {
-            assert_eq!(got, [frame]);
-        }
-        assert_at_rest(&kernel, &alloc);
-        kernel.hold_processor_calls(false);
-        held.extend(got);
-        teardown(&kernel, &alloc, &held);
-    });
-}
-
-/// (xii) As (vii), with the calls at any delay: a free caching its frame on processor 1
-/// while close runs (and processor 1's own cached frame from setup). Close counts cached
-/// frames out; each comes back through its processor's call; the memory goes once, after
-/// the last frame out is back.
-#[test]
-fn held_calls_cached_free_vs_close_strands_no_frame() {
-    model(PREEMPTION_BOUND, || {
-        let (kernel, alloc) = setup(MAGAZINE_FRAMES);
-        let kept = kernel.table_take(&alloc).expect("free frame");
-        let frame = kernel.table_take(&alloc).expect("free frame");
-        kernel.hold_processor_calls(true);
-        let freer = spawn_on(1, &kernel, &alloc, move |k, a| k.client_free(a, frame));
-        let closer = spawn_on(0, &kernel, &alloc, |_, a| a.close());
-        let idle = spawn(&kernel, &alloc, |k, _| k.run_processor_calls());
-        freer.join().unwrap();
-        assert_eq!(closer.join().unwrap(), 0);
-        idle.join().unwrap();
-        kernel.run_processor_calls();
-
-        let s = alloc.snapshot();
-        assert_eq!((s.cached, s.outstanding), (0, 1), "{s:?}");
-        assert!(!s.memory_released && !alloc.is_drained());
-        assert_at_rest(&kernel, &alloc);
-        kernel.hold_processor_calls(false);
-        teardown(&kernel, &alloc, &[kept]);
     });
 }
 
