@@ -300,8 +300,18 @@ impl Platform for Kernel {
     }
 
     fn with_processor<R>(&self, f: impl FnOnce(usize) -> R) -> R {
-        // SAFETY: the core's contract puts us at <= DISPATCH_LEVEL, so this raises or
-        // keeps the IRQL, never lowers it (which KfRaiseIrql forbids).
+        // A function-table caller is usually at DISPATCH_LEVEL already (a DPC, or a
+        // spin lock held): then there is nothing to raise or lower, and one CR8 read
+        // replaces KfRaiseIrql's read and write and KeLowerIrql's write.
+        // SAFETY: KeGetCurrentIrql has no preconditions.
+        if unsafe { nt::KeGetCurrentIrql() } >= nt::DISPATCH_LEVEL {
+            // SAFETY: any IRQL; the PROCESSOR_NUMBER output is optional (null). At
+            // DISPATCH_LEVEL the thread stays on this processor, alone, until we return.
+            let index = unsafe { nt::KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
+            return f(index as usize);
+        }
+        // SAFETY: below DISPATCH_LEVEL (checked above), so this raises, never lowers
+        // (which KfRaiseIrql forbids).
         let old = unsafe { nt::KfRaiseIrql(nt::DISPATCH_LEVEL) };
         // At DISPATCH_LEVEL this thread cannot be preempted or moved, so the index stays
         // this processor's, and no other thread runs here, until KeLowerIrql.
