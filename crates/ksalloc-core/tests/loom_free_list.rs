@@ -307,7 +307,7 @@ fn double_return_race_exactly_one_claim_wins() {
                     Ok(()) => {
                         wins.fetch_add(1, GHOST);
                         assert!(h.held[index as usize].swap(false, GHOST));
-                        h.list.push(index);
+                        h.list.push(index).expect("the list is open");
                     }
                     Err(e) => assert_eq!(e, ReturnError::NotOut),
                 })
