@@ -13,7 +13,8 @@
 //! before issue 15's two took 37 s together in --release on a 2-core machine (plus the
 //! build); the two (cleanup vs a pending ALLOC, a pin's close vs a pin create) add
 //! well under a second, and so do the three that check the platform's processor calls
-//! (the whole file: 32 s in --release here, 17 models).
+//! and the three magazine scenarios rerun with every call held back (the whole file:
+//! 27 s in --release here, 20 models).
 //!
 //! Loom approximates SeqCst loads (see `setup`); every scenario starts from a state whose
 //! `pending_len` was last written by a SeqCst store, so the engine's store-then-load
