@@ -28,12 +28,13 @@
 //! ## Magazines
 //! With at least [`MIN_FRAMES_PER_PROCESSOR`] frames per processor the allocator keeps a
 //! magazine per processor ([`magazine`]): a free on processor *p* caches the frame in
-//! *p*'s magazine (up to [`magazine::CAPACITY`]), and an allocation on *p* takes from it
+//! *p*'s magazine (up to [`magazine_capacity`]: half a processor's share of the pool, at
+//! most [`magazine::CAPACITY`]), and an allocation on *p* takes from it
 //! first. Only *p* touches its magazine, inside `with_processor` or in *p*'s processor
 //! call ([`crate::platform::ProcessorCall`], a DPC targeted at *p* on Windows), so every
 //! access is a plain load or store, and the pair's one locked instruction is the free's
-//! ownership claim. Smaller pools (KS pools of 8 frames are common) keep every magazine
-//! blocked and use the shared list alone.
+//! ownership claim. Smaller pools (fewer than 2 frames per processor: a KS pool of 8
+//! frames on 8 processors) keep every magazine blocked and use the shared list alone.
 //!
 //! Frames in a magazine are free (STATUS and the snapshot count them so) but only *p*
 //! can reach them. Whoever needs them asks *p* with its processor call, which moves them
@@ -105,9 +106,31 @@ const TABLE_ARMED: u32 = 1 << 31;
 /// Most FREEFRAME events enabled at once on one allocator.
 pub const MAX_CLIENT_EVENTS: usize = 16;
 
-/// Frames per processor below which an allocator has no magazines: twice what a
-/// magazine holds, so at most half the pool can sit in magazines.
-pub const MIN_FRAMES_PER_PROCESSOR: u32 = 2 * magazine::CAPACITY;
+/// Frames per processor below which an allocator has no magazines.
+///
+/// A magazine holds half a processor's share of the pool (so at most half the pool can
+/// sit in magazines), and that must be at least one frame.
+pub const MIN_FRAMES_PER_PROCESSOR: u32 = 2;
+
+/// How many frames each magazine of a pool of `frames` frames on `processors`
+/// processors holds.
+///
+/// Half a processor's share, at most [`magazine::CAPACITY`]; 0 (no magazines) below
+/// [`MIN_FRAMES_PER_PROCESSOR`] frames per processor. A pool of 8
+/// frames gets 2 per processor on 2 processors and 1 on 4; pools of `2 * CAPACITY`
+/// frames per processor or more get the full `CAPACITY`.
+#[must_use]
+pub const fn magazine_capacity(frames: u32, processors: u32) -> u32 {
+    if processors == 0 {
+        return 0;
+    }
+    let share = frames / processors / 2;
+    if share < magazine::CAPACITY {
+        share
+    } else {
+        magazine::CAPACITY
+    }
+}
 
 /// The most per-processor slots an allocator keeps.
 ///
@@ -327,14 +350,13 @@ impl<P: Platform> Engine<P> {
             .try_reserve_exact(MAX_CLIENT_EVENTS)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
         let processors = processor_slots(platform.processor_count());
-        let magazines_on = processors != 0
-            && u64::from(framing.frames())
-                >= u64::from(MIN_FRAMES_PER_PROCESSOR) * u64::from(processors);
+        let capacity = magazine_capacity(framing.frames(), processors);
+        let magazines_on = capacity != 0;
         let mut magazines = Vec::new();
         magazines
             .try_reserve_exact(processors as usize)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
-        magazines.extend((0..processors).map(|_| Slot::new(!magazines_on)));
+        magazines.extend((0..processors).map(|_| Slot::new(capacity)));
         let calls = if magazines_on {
             Some(
                 platform
@@ -389,6 +411,12 @@ impl<P: Platform> Engine<P> {
     #[must_use]
     pub const fn has_magazines(&self) -> bool {
         self.magazines_on
+    }
+
+    /// Frames each of its magazines holds ([`magazine_capacity`]; 0 without magazines).
+    #[must_use]
+    pub fn magazine_capacity(&self) -> u32 {
+        self.magazines.first().map_or(0, |slot| slot.capacity())
     }
 
     /// The validated framing.

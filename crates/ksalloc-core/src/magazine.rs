@@ -10,7 +10,7 @@
 //!
 //! Another processor never reads or writes the array or the count. When it needs the
 //! frames (an ALLOC is about to wait, the allocator closes) it *blocks* the magazine
-//! (`blocked`, the one word others write) and queues a processor call on the owner,
+//! (`gate`, the one word others write) and queues a processor call on the owner,
 //! which moves the frames to the shared list (`allocator`, "Magazines"). That is the
 //! price of plain stores: a remote taker racing a local pop needs either a locked
 //! instruction on the owner's side or a way to stop the owner (Attiya et al., "Laws of
@@ -30,9 +30,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// shared list; and up to this many free frames per processor sit where only that
 /// processor finds them cheaply.
 pub const CAPACITY: u32 = 4;
+const _: () = assert!(CAPACITY.is_power_of_two());
 
-/// `blocked` of a blocked magazine: one bit above any count, so "count in range and
-/// not blocked" is one OR and one compare.
+/// `gate` of a blocked magazine: far above any count, so each fast-path check is one
+/// OR (or ADD) and one compare with `CAPACITY`.
 const BLOCKED: u32 = 1 << 31;
 
 /// One processor's magazine and its counters.
@@ -48,10 +49,16 @@ const BLOCKED: u32 = 1 << 31;
 pub struct Magazine {
     /// Frames cached (owner only).
     count: AtomicU32,
+    /// Frames this magazine may hold (the pool's capacity, at most [`CAPACITY`]; 0
+    /// in a pool without magazines). Set at creation.
+    limit: u32,
     /// [`BLOCKED`] while the magazine must not cache or hand out frames (requests
-    /// wait, the allocator closed, or the pool is below the magazine rule), else 0.
-    /// Written by anyone under the allocator's queue lock, read by the owner.
-    blocked: AtomicU32,
+    /// wait, the allocator closed, or the pool is below the magazine rule), else the
+    /// headroom `CAPACITY - limit`. Written by anyone under the allocator's queue lock,
+    /// read by the owner. Open, `count + gate < CAPACITY` is "room for one more" and,
+    /// since then `top + gate < CAPACITY`, `top | gate < CAPACITY` is "a frame to pop"
+    /// (OR never exceeds the sum): the pool's limit costs the fast path nothing.
+    gate: AtomicU32,
     /// The cached frames, bottom first (owner only): each frame's index, and above it
     /// the position of its link word (`FreeList::position`), so handing it out again
     /// needs no index arithmetic.
@@ -80,13 +87,23 @@ impl core::ops::Deref for Slot {
 }
 
 impl Slot {
-    /// A slot whose magazine is blocked (`true`: a small pool, for good) or open.
+    /// A slot whose magazine holds up to `capacity` frames (at most [`CAPACITY`]); 0:
+    /// a pool without magazines, blocked for good.
+    ///
+    /// # Panics
+    /// If `capacity` is past [`CAPACITY`].
     #[must_use]
-    pub fn new(blocked: bool) -> Self {
+    pub fn new(capacity: u32) -> Self {
+        assert!(capacity <= CAPACITY, "magazine capacity past CAPACITY");
         Self {
             magazine: Magazine {
                 count: AtomicU32::new(0),
-                blocked: AtomicU32::new(if blocked { BLOCKED } else { 0 }),
+                limit: capacity,
+                gate: AtomicU32::new(if capacity == 0 {
+                    BLOCKED
+                } else {
+                    CAPACITY - capacity
+                }),
                 frames: core::array::from_fn(|_| AtomicU64::new(0)),
                 allocations: AtomicU64::new(0),
                 frees: AtomicU64::new(0),
@@ -148,7 +165,7 @@ impl Magazine {
         // nothing out: its frames belong to the waiters (or to close), and the owner's
         // processor call moves them.
         let top = self.count.load(Ordering::Relaxed).wrapping_sub(1);
-        if top | self.blocked.load(Ordering::Relaxed) >= CAPACITY {
+        if top | self.gate.load(Ordering::Relaxed) >= CAPACITY {
             return None;
         }
         self.count.store(top, Ordering::Relaxed);
@@ -163,7 +180,9 @@ impl Magazine {
     #[must_use = "a frame the magazine refused is still the caller's"]
     pub fn push(&self, frame: Cached) -> bool {
         let count = self.count.load(Ordering::Relaxed);
-        if count | self.blocked.load(Ordering::Relaxed) >= CAPACITY {
+        // Summed in 64 bits, so the compiler sees that `count < CAPACITY` follows (no
+        // wrap) and drops the index's bounds check.
+        if u64::from(count) + u64::from(self.gate.load(Ordering::Relaxed)) >= u64::from(CAPACITY) {
             return false;
         }
         self.frames[count as usize].store(frame.pack(), Ordering::Relaxed);
@@ -198,19 +217,25 @@ impl Magazine {
         // see it (queueing and running a DPC are ordered by the kernel's DPC queue
         // lock); before that, the owner acting on the old value is a frame cached or
         // handed out just before the block, which that call then moves.
-        self.blocked.store(BLOCKED, Ordering::Relaxed);
+        self.gate.store(BLOCKED, Ordering::Relaxed);
     }
 
     /// Any processor, under the allocator's queue lock: lets the owner cache again.
     pub fn unblock(&self) {
         // Relaxed: nothing is published; the owner caching a little later is harmless.
-        self.blocked.store(0, Ordering::Relaxed);
+        self.gate.store(CAPACITY - self.limit, Ordering::Relaxed);
+    }
+
+    /// Frames it may hold.
+    #[must_use]
+    pub const fn capacity(&self) -> u32 {
+        self.limit
     }
 
     /// Whether the magazine is blocked (racy by nature).
     #[must_use]
     pub fn is_blocked(&self) -> bool {
-        self.blocked.load(Ordering::Relaxed) != 0
+        self.gate.load(Ordering::Relaxed) == BLOCKED
     }
 
     /// Frames cached now (racy from another processor; exact for the owner).
@@ -269,7 +294,7 @@ mod tests {
 
     #[test]
     fn lifo_up_to_capacity_then_refuses() {
-        let m = Slot::new(false);
+        let m = Slot::new(CAPACITY);
         assert_eq!(m.pop(), None);
         for index in 0..CAPACITY {
             assert!(m.push(frame(index)));
@@ -285,7 +310,7 @@ mod tests {
 
     #[test]
     fn take_all_empties_bottom_first() {
-        let m = Slot::new(false);
+        let m = Slot::new(CAPACITY);
         assert_eq!(m.take_all(), None);
         for index in [4, 0, 2] {
             assert!(m.push(frame(index)));
@@ -297,7 +322,7 @@ mod tests {
 
     #[test]
     fn blocked_caches_and_hands_out_nothing_but_can_be_emptied() {
-        let m = Slot::new(false);
+        let m = Slot::new(CAPACITY);
         assert!(m.push(frame(3)));
         m.block();
         assert!(m.is_blocked());
@@ -307,12 +332,33 @@ mod tests {
         m.unblock();
         assert!(m.push(frame(5)));
         assert_eq!(m.pop(), Some(frame(5)));
-        assert!(!Slot::new(true).push(frame(1)));
+        assert!(!Slot::new(0).push(frame(1)));
+    }
+
+    #[test]
+    fn a_smaller_capacity_holds_only_that_many_also_after_a_block() {
+        for capacity in 1..CAPACITY {
+            let m = Slot::new(capacity);
+            assert_eq!(m.capacity(), capacity);
+            for round in 0..2 {
+                for index in 0..capacity {
+                    assert!(m.push(frame(index)), "round {round}");
+                }
+                assert!(!m.push(frame(99)), "full at {capacity}");
+                for index in (0..capacity).rev() {
+                    assert_eq!(m.pop(), Some(frame(index)));
+                }
+                assert_eq!(m.pop(), None);
+                m.block();
+                assert!(!m.push(frame(1)) && m.pop().is_none());
+                m.unblock();
+            }
+        }
     }
 
     #[test]
     fn owner_counters_add_up() {
-        let m = Slot::new(false);
+        let m = Slot::new(CAPACITY);
         m.count_allocation();
         m.count_allocation();
         m.count_free();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ks_abi::ks::{file_alignment, pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
-use ksalloc_core::allocator::{MAX_CLIENT_EVENTS, MIN_FRAMES_PER_PROCESSOR};
+use ksalloc_core::allocator::{magazine_capacity, MAX_CLIENT_EVENTS, MIN_FRAMES_PER_PROCESSOR};
 use ksalloc_core::magazine::CAPACITY;
 use ksalloc_core::pending::MAX_PENDING;
 use ksalloc_core::{AllocOutcome, Allocator, Irql, RequestHandle, Snapshot};
@@ -218,7 +218,9 @@ fn framing_boundaries_are_accepted() {
 
 #[test]
 fn create_preallocates_one_aligned_block_of_distinct_writable_frames() {
-    let kernel = ModelKernel::new();
+    // Eight processors: below the magazine rule, so the frames are the only pool block
+    // (a magazine pool also allocates its processor calls).
+    let kernel = ModelKernel::with_processors(8);
     let alloc = Arc::new(
         Allocator::create(kernel.clone(), &framing(8, 100, file_alignment::B128)).unwrap(),
     );
@@ -276,6 +278,7 @@ fn table_allocate_hands_out_every_frame_once_then_fails_fast() {
         (4, 0, 4)
     );
     alloc.close();
+    drop(alloc);
     kernel.assert_no_leaks();
 }
 
@@ -328,6 +331,7 @@ fn free_rejects_foreign_misaligned_and_double_frees_without_changing_state() {
     });
     alloc.close();
     other.close();
+    drop((alloc, other));
     kernel.assert_no_leaks();
 }
 
@@ -680,7 +684,8 @@ fn close_at_dispatch_level_violates_its_irql_contract() {
 
 #[test]
 fn table_alloc_free_pend_and_cancel_race_on_real_threads() {
-    race_on_real_threads(8, false);
+    // Below the magazine rule on the model's two processors: the shared list.
+    race_on_real_threads(2 * MIN_FRAMES_PER_PROCESSOR - 1, false);
 }
 
 /// The same race with magazines: the smallest pool with them on the model's two processors, four
@@ -752,8 +757,9 @@ fn race_on_real_threads(frames: u32, magazines: bool) {
 
 // ---- magazines -----------------------------------------------------------------------
 
-/// A pool on the model's two processors just big enough for magazines.
-const MAGAZINE_FRAMES: u32 = 2 * MIN_FRAMES_PER_PROCESSOR;
+/// A pool on the model's two processors just big enough for full magazines (`CAPACITY`
+/// frames each).
+const MAGAZINE_FRAMES: u32 = 2 * 2 * CAPACITY;
 
 /// Runs `f` with the thread on `processor`, then unbinds it.
 fn on<R>(processor: usize, f: impl FnOnce() -> R) -> R {
@@ -772,22 +778,47 @@ fn on_passive<R>(processor: usize, f: impl FnOnce() -> R) -> R {
 }
 
 #[test]
-fn magazines_only_from_the_minimum_frames_per_processor() {
-    for (processors, frames, expect) in [
-        (2, MAGAZINE_FRAMES - 1, false),
-        (2, MAGAZINE_FRAMES, true),
-        (1, 8, true),
-        (4, 8, false),
-        (4, 4 * MIN_FRAMES_PER_PROCESSOR, true),
+fn magazines_hold_half_a_processors_share_from_the_minimum_frames_per_processor() {
+    for (processors, frames, capacity) in [
+        (2, 2 * MIN_FRAMES_PER_PROCESSOR - 1, 0),
+        (2, 2 * MIN_FRAMES_PER_PROCESSOR, 1),
+        (2, 8, 2),
+        (2, 15, 3),
+        (2, MAGAZINE_FRAMES, CAPACITY),
+        (2, 1000, CAPACITY),
+        (1, 2, 1),
+        (4, 7, 0),
+        (4, 8, 1),
+        (4, 4 * 2 * CAPACITY, CAPACITY),
     ] {
-        let kernel = ModelKernel::with_processors(processors);
+        assert_eq!(magazine_capacity(frames, processors), capacity);
+        let kernel = ModelKernel::with_processors(processors as usize);
         let alloc = create(&kernel, frames);
         assert_eq!(
-            alloc.has_magazines(),
-            expect,
+            (alloc.has_magazines(), alloc.magazine_capacity()),
+            (capacity != 0, capacity),
             "{frames} frames, {processors} CPUs"
         );
     }
+}
+
+#[test]
+fn a_small_magazine_caches_only_its_share() {
+    // 8 frames on 2 processors: 2 per magazine, so at most half the pool is cached.
+    let kernel = ModelKernel::new();
+    let alloc = create(&kernel, 8);
+    let held: Vec<usize> = std::iter::from_fn(|| on(0, || alloc.table_allocate()).ok()).collect();
+    assert_eq!(held.len(), 8);
+    for &frame in &held[..3] {
+        on(0, || alloc.free(frame)).unwrap();
+    }
+    let snap = assert_conserved(&alloc);
+    assert_eq!(
+        (snap.cached, snap.free),
+        (2, 3),
+        "the third went to the list"
+    );
+    give_back_and_close(&kernel, alloc, held[3..].to_vec(), 1);
 }
 
 #[test]

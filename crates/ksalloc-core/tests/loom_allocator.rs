@@ -82,7 +82,7 @@ loom::thread_local! {
 /// Processors of the loom kernel: with `MAGAZINE_FRAMES` frames an allocator has magazines.
 const PROCESSORS_U32: u32 = 2;
 const PROCESSORS: usize = PROCESSORS_U32 as usize;
-const MAGAZINE_FRAMES: u32 = PROCESSORS_U32 * ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
+const MAGAZINE_FRAMES: u32 = PROCESSORS_U32 * 2 * ksalloc_core::magazine::CAPACITY;
 
 fn assert_outside_processor(what: &str) {
     assert!(

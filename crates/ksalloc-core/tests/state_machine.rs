@@ -28,7 +28,8 @@
 //! Magazines: the model kernel has two processors, and every allocate and free runs on
 //! one the operation names. Pools of at least `MIN_FRAMES_PER_PROCESSOR` frames per
 //! processor (half the generated pools) have a magazine per processor, which the
-//! reference models as a LIFO of at most `CAPACITY` frames per processor in front of the
+//! reference models as a LIFO of at most the pool's `magazine_capacity` frames per
+//! processor (1, 2 or the full `CAPACITY` for the generated sizes) in front of the
 //! list: an allocation pops its processor's magazine first; a free with no waiter and
 //! room caches there; an allocation that finds the list empty first moves every
 //! magazine onto it (processor order, bottom first); close does the same. Frames leave a
@@ -44,7 +45,7 @@ use std::sync::Arc;
 
 use ks_abi::ks::{pool_type, KsAllocatorFraming};
 use ks_abi::NtStatus;
-use ksalloc_core::allocator::MIN_FRAMES_PER_PROCESSOR;
+use ksalloc_core::allocator::{magazine_capacity, MIN_FRAMES_PER_PROCESSOR};
 use ksalloc_core::magazine::CAPACITY;
 use ksalloc_core::pending::MAX_PENDING;
 use ksalloc_core::stats::Counters;
@@ -62,6 +63,8 @@ const PROCESSORS: usize = PROCESSORS_U32 as usize;
 const MAGAZINE_FRAMES: u32 = PROCESSORS_U32 * MIN_FRAMES_PER_PROCESSOR;
 /// Largest valid frame count the generator uses (snapshot is O(frames) per step).
 const MAX_TEST_FRAMES: u32 = MAGAZINE_FRAMES + 4;
+/// Smallest pool whose magazines hold the full `CAPACITY`.
+const FULL_MAGAZINE_FRAMES: u32 = PROCESSORS_U32 * 2 * CAPACITY;
 
 fn config() -> Config {
     let cases = std::env::var("KSALLOC_PROPTEST_CASES")
@@ -150,6 +153,8 @@ struct RefAlloc {
     free: Vec<u32>,
     /// Each processor's magazine (top at the end), or none for a small pool.
     magazines: Vec<Vec<u32>>,
+    /// Frames each magazine holds (`magazine_capacity`).
+    capacity: usize,
     out: BTreeSet<u32>,
     queue: VecDeque<usize>,
     /// IRP_MJ_CLEANUP ran (close implies it).
@@ -169,6 +174,7 @@ impl RefAlloc {
             frames,
             stride,
             free: (0..frames).rev().collect(),
+            capacity: magazine_capacity(frames, PROCESSORS_U32) as usize,
             magazines: if frames >= MAGAZINE_FRAMES {
                 vec![Vec::new(); PROCESSORS]
             } else {
@@ -289,7 +295,11 @@ impl Model {
 }
 
 fn valid_framing() -> impl Strategy<Value = KsAllocatorFraming> {
-    let frames = prop_oneof![1..=4u32, MAGAZINE_FRAMES..=MAX_TEST_FRAMES];
+    let frames = prop_oneof![
+        1..MAGAZINE_FRAMES,
+        MAGAZINE_FRAMES..=MAX_TEST_FRAMES,
+        FULL_MAGAZINE_FRAMES..=FULL_MAGAZINE_FRAMES + 4
+    ];
     (frames, 1u32..=600, 0u32..=12, 0u32..=0xF).prop_map(
         |(frames, frame_size, align_log2, options_flags)| KsAllocatorFraming {
             options_flags,
@@ -460,7 +470,7 @@ fn apply_to(a: &mut RefAlloc, generation: usize, irps: &mut Vec<IrpState>, op: &
             } else {
                 a.out.remove(&index);
                 match a.magazines.get_mut(processor) {
-                    Some(magazine) if !a.closed && magazine.len() < CAPACITY as usize => {
+                    Some(magazine) if !a.closed && magazine.len() < a.capacity => {
                         magazine.push(index);
                     }
                     _ => a.free.push(index),

@@ -205,7 +205,8 @@ impl<K: Kernel> Ksalloc<K> {
 
     /// With per-processor magazines: on a two-processor kernel (the two-thread bench
     /// pins thread *k* to CPU *k* and processor *k*), pools of
-    /// `2 * MIN_FRAMES_PER_PROCESSOR` frames or more have them; the 2-frame pool is
+    /// `2 * MIN_FRAMES_PER_PROCESSOR` frames or more have them (the bench pools of 64
+    /// frames and more have full magazines of `CAPACITY`); the 2-frame pool is
     /// below the rule and takes the shared list.
     ///
     /// # Panics
