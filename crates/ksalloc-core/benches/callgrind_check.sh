@@ -22,7 +22,7 @@ limits=(
     "ksalloc-magazine 64 100 1"
     "ksalloc-magazine 65536 100 1"
     "ksalloc 64 176 3"
-    "ksalloc-pend-handoff 64 555 16"
+    "ksalloc-pend-handoff 64 560 16"
     "ksalloc-method-ready 64 190 3"
     "model-ksalloc-magazine 64 240 5"
 )
