@@ -5,10 +5,11 @@
 //! processor counts its own allocations and frees (`magazine`'s counters, summed on
 //! read), like Linux's `percpu_ref` in per-CPU mode. Close switches to this one exact
 //! count, and needs no grace period for it: closing the free list is a census
-//! (`FreeList::close` says how many frames were on it, `Magazine::block` how many were
-//! cached), so the closer knows the frames out at that instant, `total - listed -
-//! cached`. Every frame out then comes back through a push that fails on the closed
-//! list, and that return counts down here instead.
+//! (`FreeList::close` says how many frames were on it), so the closer knows how many
+//! were not listed at that instant, `total - listed`: out with clients, or cached in
+//! magazines. Every one of them then comes back through a push that fails on the closed
+//! list (a client's free, or a processor's DPC moving its magazine), and that return
+//! counts down here instead.
 //!
 //! Returns may count down before the closer has published its census. So the word
 //! starts at [`BIAS`], far above any count; returns subtract one each; the closer adds
