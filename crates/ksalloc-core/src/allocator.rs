@@ -591,6 +591,8 @@ impl<P: Platform> Engine<P> {
     /// path ([`Self::run_on`]).
     fn call_processor(&self, cpu: usize) {
         if let Some(calls) = &self.calls {
+            // The result needs nothing: `false` (queued already and not started) runs
+            // after us and sees what we did.
             #[allow(unsafe_code)]
             // SAFETY: `calls` was created for `Engine<P>` (`preallocate`). `self` lives
             // in the box of the `Allocator` that created it (the only way to get an
@@ -598,9 +600,7 @@ impl<P: Platform> Engine<P> {
             // contents never move, and `Allocator`'s drop flushes `calls` before the
             // box is freed, so `self` stays at this address until the call has run or
             // the flush has returned.
-            let queued = unsafe { self.platform.queue_processor_call(calls, cpu, self) };
-            // `false`: queued already and not started; it will see what we did.
-            let _ = queued;
+            let _ = unsafe { self.platform.queue_processor_call(calls, cpu, self) };
         }
     }
 
@@ -982,8 +982,8 @@ impl<P: Platform> Engine<P> {
         cancelled
     }
 
-    /// Frames cached in every magazine: exact only with nothing running on the
-    /// processors (drop, after the calls are flushed).
+    /// Frames cached in every magazine: racy while processors run (STATUS, the
+    /// snapshot), exact with nothing running on them (drop, after the calls are flushed).
     fn cached_now(&self) -> u32 {
         self.magazines.iter().map(|slot| slot.len()).sum()
     }
@@ -1030,18 +1030,13 @@ impl<P: Platform> Engine<P> {
         u32::try_from(out).map_or(total, |out| out.min(total))
     }
 
-    /// Free frames cached in magazines now (racy by nature).
-    fn cached(&self) -> u32 {
-        self.cached_now()
-    }
-
     /// A picture of the allocator (O(frames); for tests and diagnostics).
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         let total = self.framing.frames();
         #[allow(clippy::cast_possible_truncation)] // At most `total`.
         let free = (0..total).filter(|&i| !self.list.is_out(i)).count() as u32;
-        let cached = self.cached();
+        let cached = self.cached_now();
         Snapshot {
             total,
             free,

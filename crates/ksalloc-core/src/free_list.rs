@@ -155,13 +155,6 @@ impl FreeList {
         (((index & self.lines_mask) * PER_LINE) | (index >> self.line_bits)) as usize
     }
 
-    /// Index `i`'s link word (`i < len`), for a caller that owns the frame.
-    #[inline]
-    #[must_use]
-    pub fn link(&self, index: u32) -> &AtomicU32 {
-        self.word(index)
-    }
-
     /// Index `i`'s link word (`i < len`).
     #[inline]
     fn word(&self, index: u32) -> &AtomicU32 {
@@ -329,21 +322,6 @@ impl FreeList {
         // Relaxed: the frame is private to the caller; handing it on (a list push) is
         // the Release that publishes this store.
         self.word(index).store(next, Ordering::Relaxed);
-    }
-
-    /// Marks a frame the caller owns (just popped from a magazine) as held by a client.
-    #[inline]
-    pub fn set_out(&self, index: u32) {
-        // Relaxed: only the holder touches the word until it returns the frame, and the
-        // return's compare-exchange is what other processors contend on.
-        self.word(index).store(OUT, Ordering::Relaxed);
-    }
-
-    /// Marks a frame the caller owns as claimed (ready for [`Self::push`]).
-    #[inline]
-    pub fn set_claimed(&self, index: u32) {
-        // Relaxed: as `set_next`.
-        self.word(index).store(CLAIMED, Ordering::Relaxed);
     }
 
     /// Pushes an index claimed with [`Self::claim`].
