@@ -283,9 +283,8 @@ pub struct Engine<P: Platform> {
     /// One slot per processor: its magazine (blocked for good in a small pool, see
     /// "Magazines") and its counters.
     magazines: Vec<Slot>,
-    /// Whether this pool is above the magazine rule.
-    magazines_on: bool,
-    /// One processor call per slot, to move a magazine's frames (only with magazines).
+    /// One processor call per slot, to move a magazine's frames: present exactly when
+    /// the pool is above the magazine rule ([`Self::has_magazines`]).
     calls: Option<P::ProcessorCalls>,
 }
 
@@ -351,13 +350,12 @@ impl<P: Platform> Engine<P> {
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
         let processors = processor_slots(platform.processor_count());
         let capacity = magazine_capacity(framing.frames(), processors);
-        let magazines_on = capacity != 0;
         let mut magazines = Vec::new();
         magazines
             .try_reserve_exact(processors as usize)
             .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)?;
         magazines.extend((0..processors).map(|_| Slot::new(capacity)));
-        let calls = if magazines_on {
+        let calls = if capacity != 0 {
             Some(
                 platform
                     .new_processor_calls::<Self>(processors as usize)
@@ -402,7 +400,6 @@ impl<P: Platform> Engine<P> {
             cleaned_up: AtomicBool::new(false),
             stats: Stats::default(),
             magazines,
-            magazines_on,
             calls,
         })
     }
@@ -410,7 +407,7 @@ impl<P: Platform> Engine<P> {
     /// Whether this allocator has per-processor magazines.
     #[must_use]
     pub const fn has_magazines(&self) -> bool {
-        self.magazines_on
+        self.calls.is_some()
     }
 
     /// Frames each of its magazines holds ([`magazine_capacity`]; 0 without magazines).
@@ -535,7 +532,7 @@ impl<P: Platform> Engine<P> {
     #[inline]
     fn take_shared(&self) -> Result<(u32, u32), Taken> {
         match self.take_frame() {
-            Err(Taken::Empty) if self.magazines_on => self.recall_and_retake(),
+            Err(Taken::Empty) if self.has_magazines() => self.recall_and_retake(),
             taken => taken,
         }
     }
@@ -554,7 +551,7 @@ impl<P: Platform> Engine<P> {
     /// A frame from this processor's magazine, counted as handed out.
     #[inline]
     fn pop_cached(&self) -> Option<u32> {
-        if !self.magazines_on {
+        if !self.has_magazines() {
             return None;
         }
         self.platform.with_processor(|cpu| {
@@ -624,7 +621,7 @@ impl<P: Platform> Engine<P> {
     /// Under the queue lock (see "Magazines"), when the queue goes from empty to one
     /// request, or at close.
     fn block_magazines(&self) {
-        if !self.magazines_on {
+        if !self.has_magazines() {
             // Blocked since create, and empty.
             return;
         }
@@ -640,7 +637,7 @@ impl<P: Platform> Engine<P> {
     /// Unblocks the magazines when the queue has just emptied, unless closed or the
     /// pool is below the rule. Under the queue lock.
     fn unblock_magazines(&self, shared: &Shared<P>) {
-        if self.magazines_on && shared.queue.is_empty() && !self.list.is_closed() {
+        if self.has_magazines() && shared.queue.is_empty() && !self.list.is_closed() {
             for slot in &self.magazines {
                 slot.unblock();
             }

@@ -252,12 +252,7 @@ impl FreeList {
         if index >= self.len {
             return Err(ReturnError::OutOfRange);
         }
-        let slot = self.word(index);
-        // Acquire on success: orders the holder's writes to the frame before whatever
-        // the next owner does after popping it. Relaxed on failure: nothing is read.
-        slot.compare_exchange(OUT, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
-            .map(|_| ())
-            .map_err(|_| ReturnError::NotOut)
+        self.claim_at(self.position(index))
     }
 
     /// Marks a claimed index as held again without pushing it (the frame went straight
@@ -288,7 +283,8 @@ impl FreeList {
     /// never does).
     #[inline]
     pub fn claim_at(&self, position: u32) -> Result<(), ReturnError> {
-        // Acquire on success, Relaxed on failure: as in `claim`.
+        // Acquire on success: orders the holder's writes to the frame before whatever
+        // the next owner does after popping it. Relaxed on failure: nothing is read.
         self.link[position as usize]
             .compare_exchange(OUT, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
             .map(|_| ())
@@ -330,13 +326,7 @@ impl FreeList {
     /// [`Unlisted::Closed`]: the list is closed; the frame stays the caller's.
     #[inline]
     pub fn push(&self, index: u32) -> Result<(), Unlisted> {
-        let slot = self.word(index);
-        debug_assert_eq!(
-            slot.load(Ordering::Relaxed),
-            CLAIMED,
-            "push of an unclaimed frame"
-        );
-        self.push_linked(slot, index, 1)
+        self.push_at(self.position(index), index)
     }
 
     /// [`Self::push`] of a claimed frame whose link word is at `position`
